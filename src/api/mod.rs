@@ -1,0 +1,35 @@
+//! The `arnsync.io/v1alpha1` API: `SecretStore`, `ClusterSecretStore` and `ExternalSecret`.
+//!
+//! Field names and shapes follow External Secrets Operator where they are good, so that moving
+//! a manifest over is mostly a change of `apiVersion`. The CRD YAML in `crds/` is generated from
+//! these types (`arnsync crds`) and a test fails when the committed copy drifts.
+
+mod conditions;
+mod duration;
+mod external_secret;
+mod store;
+
+pub use conditions::{set_condition, Condition, ConditionStatus};
+pub use duration::{parse_duration, DurationError};
+pub use external_secret::*;
+pub use store::*;
+
+use kube::CustomResourceExt;
+
+/// The API group of every arnsync kind.
+pub const GROUP: &str = "arnsync.io";
+
+/// The CRDs of every kind, in a stable order, as one multi-document YAML stream.
+pub fn crds_yaml() -> String {
+    let crds = [
+        SecretStore::crd(),
+        ClusterSecretStore::crd(),
+        ExternalSecret::crd(),
+    ];
+    crds.iter()
+        .map(|crd| {
+            let body = serde_yaml::to_string(crd).expect("a CRD always serializes to YAML");
+            format!("---\n{body}")
+        })
+        .collect()
+}

@@ -1,0 +1,4 @@
+//! arnsync: keeps Kubernetes Secrets in step with AWS Secrets Manager and Parameter Store.
+#![forbid(unsafe_code)]
+
+pub mod api;
