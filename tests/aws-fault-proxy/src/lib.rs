@@ -1,0 +1,65 @@
+//! Test harness for arnsync's AWS side: a launcher for the moto server and a call-counting,
+//! fault-injecting HTTP proxy to put in front of it.
+//!
+//! ```text
+//! AWS SDK client --(endpoint_url)--> FaultProxy --(plain HTTP)--> moto_server
+//! ```
+//!
+//! * [`moto::Moto`] starts `moto_server` (from `.venv`, installed by `tests/setup.sh`, or from
+//!   `$ARNSYNC_MOTO_SERVER`) on a free loopback port and kills it on drop.
+//! * [`FaultProxy`] forwards every request unchanged to the upstream and streams the answer
+//!   back. It counts every attempt per `(service, operation)` and answers with injected
+//!   [`Fault`]s shaped exactly like real AWS error responses, so the AWS SDK turns them into
+//!   the same modeled / unmodeled errors the operator sees in production.
+//! * The same port serves a control API under `/__proxy/` for scripts (see [`control`]).
+//! * The `aws-fault-proxy` binary runs the proxy standalone:
+//!   `aws-fault-proxy --listen 127.0.0.1:0 --upstream http://127.0.0.1:PORT` prints exactly one
+//!   line `listening on http://127.0.0.1:PORT` and serves until SIGTERM / SIGINT.
+//!
+//! # Counting
+//!
+//! The operation of a request is identified from (in this order):
+//! * `X-Amz-Target: secretsmanager.GetSecretValue` / `AmazonSSM.GetParameters` (awsJson),
+//! * `Action=AssumeRole` in the form body or the query string (awsQuery, e.g. STS).
+//!
+//! The service is the signing name from the SigV4 `Authorization` credential scope
+//! (`Credential=AKID/20250101/us-east-1/sts/aws4_request` → `sts`), falling back to the target
+//! prefix (`AmazonSSM` → `ssm`, `secretsmanager` → `secretsmanager`). Requests that fit
+//! neither are counted as `("unknown", "<METHOD> <path>")`.
+//!
+//! [`FaultProxy::count`] counts **all attempts**, including those answered by a fault (an SDK
+//! retry is a separate attempt). [`FaultProxy::faulted`] counts the subset to which a fault rule
+//! applied (for [`FaultKind::Latency`] the call was still forwarded).
+//!
+//! # Faults
+//!
+//! Rules are kept in injection order; a request uses the first rule that matches its service
+//! (case-insensitive, `None` = any) and operation (`None` = any) and still has `times` left
+//! (`None` = until [`FaultProxy::clear_faults`]). Exhausted rules are removed. See
+//! [`FaultKind`] for the exact wire answers.
+//!
+//! # moto behaviour the tests rely on (moto 5.2, checked in `tests/moto_quirks.rs`)
+//!
+//! * After `UpdateSecretVersionStage` moves `AWSCURRENT` to another version, reading with an
+//!   explicit `VersionStage` (or `VersionId`) returns the staged value. Always ask for a stage or
+//!   a version id; the operator does.
+//! * `GetParametersByPath` honours `MaxResults` and returns a `NextToken` until the last page;
+//!   following the tokens yields every parameter exactly once. With `Recursive=false` only
+//!   direct children are returned.
+//! * `ListSecrets` supports the `name` filter (prefix match) and `tag-key` / `tag-value` filters.
+//! * SSM parameter labels: `LabelParameterVersion` attaches a label to a version and
+//!   `GetParameter` with `name:label` returns that version's value; moving a label to another
+//!   version moves it.
+//! * moto does not throttle, never fails on its own and has no size limits: use the proxy.
+
+#![forbid(unsafe_code)]
+
+pub mod control;
+mod counting;
+mod faults;
+pub mod moto;
+mod proxy;
+
+pub use counting::{identify, CallKey};
+pub use faults::{Fault, FaultKind};
+pub use proxy::FaultProxy;
