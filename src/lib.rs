@@ -2,3 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod metrics;
+pub mod source;
+pub mod sync;

@@ -1,0 +1,359 @@
+//! Secrets Manager reads: GetSecretValue, and finds by name regexp and tags (ListSecrets, then
+//! BatchGetSecretValue, or GetSecretValue per secret where batch reads are not allowed).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretValueEntry};
+use futures::{StreamExt, TryStreamExt};
+use regex::Regex;
+
+use super::aws::AwsClients;
+use super::errors::{from_sdk, kind_for_code};
+use super::{ErrorKind, Fetch, SecretBytes, Selector, Service, SourceError, Value};
+
+const SERVICE: Service = Service::SecretsManager;
+/// ListSecrets allows up to 100 per page.
+const LIST_PAGE: i32 = 100;
+/// BatchGetSecretValue takes up to 20 secret ids.
+const BATCH: usize = 20;
+/// Per-secret reads in flight at once when batch reads are refused.
+const PARALLEL_READS: usize = 8;
+/// ListSecrets filters take at most 10 values each.
+const MAX_FILTER_VALUES: usize = 10;
+
+impl AwsClients {
+    /// GetSecretValue, always with an explicit stage or VersionId: an unqualified read can
+    /// return a stale version after a stage move in some implementations.
+    pub(crate) async fn get_secret(&self, fetch: &Fetch) -> Result<Value, SourceError> {
+        let op = "GetSecretValue";
+        let request = self
+            .secrets_manager
+            .get_secret_value()
+            .secret_id(&fetch.key);
+        let request = match &fetch.selector {
+            Selector::Stage(stage) => request.version_stage(stage),
+            Selector::VersionId(id) => request.version_id(id),
+            Selector::ParameterVersion(_) | Selector::Latest => {
+                return Err(invalid_selector(op, fetch))
+            }
+        };
+        let out = request
+            .send()
+            .await
+            .map_err(|e| from_sdk(&e, SERVICE, op, &fetch.key))?;
+        secret_value(out, &fetch.key)
+    }
+
+    pub(crate) async fn find_secrets(
+        &self,
+        name_regexp: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<Value>, SourceError> {
+        let key = name_regexp.unwrap_or("");
+        let name = name_regexp
+            .map(|re| {
+                Regex::new(re).map_err(|e| SourceError {
+                    kind: ErrorKind::InvalidRequest,
+                    service: SERVICE,
+                    operation: "ListSecrets",
+                    key: re.to_string(),
+                    code: "InvalidRegexp".into(),
+                    message: e.to_string(),
+                })
+            })
+            .transpose()?;
+        let arns = self.list_matching(key, name.as_ref(), tags).await?;
+        let mut values = if self.batch_refused.load(Ordering::Relaxed) {
+            self.read_each(&arns).await?
+        } else {
+            match self.read_batches(&arns, key).await {
+                Err(e) if batch_unavailable(&e) => {
+                    tracing::debug!(code = %e.code, "BatchGetSecretValue refused, reading secrets one by one");
+                    self.batch_refused.store(true, Ordering::Relaxed);
+                    self.read_each(&arns).await?
+                }
+                other => other?,
+            }
+        };
+        values.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(values)
+    }
+
+    /// ARNs of the secrets whose names match and which carry every tag. ListSecrets filters
+    /// narrow the listing (a literal name prefix, tag keys and values) but match by prefix and
+    /// OR their values, so the exact test is made here.
+    async fn list_matching(
+        &self,
+        key: &str,
+        name: Option<&Regex>,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>, SourceError> {
+        let filters = list_filters(name, tags);
+        let mut arns = Vec::new();
+        let mut next_token = None;
+        loop {
+            let page = self
+                .secrets_manager
+                .list_secrets()
+                .set_filters((!filters.is_empty()).then(|| filters.clone()))
+                .max_results(LIST_PAGE)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| from_sdk(&e, SERVICE, "ListSecrets", key))?;
+            for entry in page.secret_list() {
+                let Some(secret_name) = entry.name() else {
+                    continue;
+                };
+                let tagged = tags.iter().all(|(k, v)| {
+                    entry
+                        .tags()
+                        .iter()
+                        .any(|t| t.key() == Some(k.as_str()) && t.value() == Some(v.as_str()))
+                });
+                if tagged && name.is_none_or(|re| re.is_match(secret_name)) {
+                    arns.push(entry.arn().unwrap_or(secret_name).to_string());
+                }
+            }
+            next_token = page.next_token().map(String::from);
+            if next_token.is_none() {
+                return Ok(arns);
+            }
+        }
+    }
+
+    /// AWSCURRENT of each secret, 20 per call. A secret deleted since the listing, or without a
+    /// current version, is skipped; any other per-secret error fails the find.
+    async fn read_batches(&self, arns: &[String], key: &str) -> Result<Vec<Value>, SourceError> {
+        let op = "BatchGetSecretValue";
+        let mut values = Vec::with_capacity(arns.len());
+        for chunk in arns.chunks(BATCH) {
+            let out = self
+                .secrets_manager
+                .batch_get_secret_value()
+                .set_secret_id_list(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| from_sdk(&e, SERVICE, op, key))?;
+            for e in out.errors() {
+                let code = e.error_code().unwrap_or("Unknown");
+                let kind = kind_for_code(code, None);
+                if kind != ErrorKind::NotFound {
+                    return Err(SourceError {
+                        kind,
+                        service: SERVICE,
+                        operation: op,
+                        key: e.secret_id().unwrap_or(key).to_string(),
+                        code: code.to_string(),
+                        message: e.message().unwrap_or_default().to_string(),
+                    });
+                }
+            }
+            for entry in out.secret_values() {
+                if let Some(value) = entry_value(entry) {
+                    values.push(value);
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    async fn read_each(&self, arns: &[String]) -> Result<Vec<Value>, SourceError> {
+        let fetches: Vec<Fetch> = arns
+            .iter()
+            .map(|arn| Fetch {
+                service: SERVICE,
+                key: arn.clone(),
+                selector: Selector::Stage("AWSCURRENT".into()),
+            })
+            .collect();
+        let reads = futures::stream::iter(fetches)
+            .map(|fetch| async move {
+                match self.get_secret(&fetch).await {
+                    Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+                    other => other.map(Some),
+                }
+            })
+            .buffer_unordered(PARALLEL_READS);
+        let values: Vec<Option<Value>> = reads.try_collect().await?;
+        Ok(values.into_iter().flatten().collect())
+    }
+}
+
+/// Batch reads need their own IAM action; a store allowed only GetSecretValue still works.
+fn batch_unavailable(e: &SourceError) -> bool {
+    e.kind == ErrorKind::AccessDenied
+        || e.code.contains("UnknownOperation")
+        || e.code.contains("NotImplemented")
+}
+
+fn list_filters(name: Option<&Regex>, tags: &BTreeMap<String, String>) -> Vec<Filter> {
+    let mut filters = Vec::new();
+    if let Some(prefix) = name.and_then(|re| literal_prefix(re.as_str())) {
+        filters.push(filter(FilterNameStringType::Name, vec![prefix]));
+    }
+    let usable = |s: &&String| filter_value_ok(s);
+    let keys: Vec<String> = tags
+        .keys()
+        .filter(usable)
+        .take(MAX_FILTER_VALUES)
+        .cloned()
+        .collect();
+    // Every tag must match, so any one unusable key or value only widens the listing: the
+    // exact check after listing still applies.
+    if !keys.is_empty() {
+        filters.push(filter(FilterNameStringType::TagKey, keys));
+    }
+    let values: Vec<String> = tags
+        .values()
+        .filter(usable)
+        .take(MAX_FILTER_VALUES)
+        .cloned()
+        .collect();
+    if !values.is_empty() {
+        filters.push(filter(FilterNameStringType::TagValue, values));
+    }
+    filters
+}
+
+fn filter(key: FilterNameStringType, values: Vec<String>) -> Filter {
+    Filter::builder().key(key).set_values(Some(values)).build()
+}
+
+/// ListSecrets filter values allow only these characters, and a leading `!` negates.
+fn filter_value_ok(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('!')
+        && s.len() <= 512
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || " :_@/+=.-".contains(c))
+}
+
+/// The literal text every match of an anchored regexp starts with (`^prod/app/.*` →
+/// `prod/app/`), usable as a ListSecrets name prefix filter.
+fn literal_prefix(re: &str) -> Option<String> {
+    let rest = re.strip_prefix('^')?;
+    let mut prefix = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_ascii_alphanumeric() || "/_@+=-:".contains(c) {
+            prefix.push(c);
+            chars.next();
+        } else if c == '\\' {
+            chars.next();
+            match chars.next() {
+                Some(e) if "./+-=@:_".contains(e) => prefix.push(e),
+                _ => return None,
+            }
+        } else {
+            break;
+        }
+    }
+    // A quantifier or alternation after the prefix makes its last character optional or the
+    // whole prefix one alternative only.
+    match chars.peek() {
+        Some('?' | '*' | '{') => {
+            prefix.pop();
+        }
+        Some('|') => return None,
+        _ => {}
+    }
+    if rest.contains('|') {
+        return None;
+    }
+    (filter_value_ok(&prefix)).then_some(prefix)
+}
+
+fn secret_value(out: GetSecretValueOutput, key: &str) -> Result<Value, SourceError> {
+    let (data, binary) = match (out.secret_string, out.secret_binary) {
+        (Some(s), _) => (s.into_bytes(), false),
+        (None, Some(b)) => (b.into_inner(), true),
+        (None, None) => {
+            return Err(SourceError {
+                kind: ErrorKind::NotFound,
+                service: SERVICE,
+                operation: "GetSecretValue",
+                key: key.to_string(),
+                code: "NoSecretValue".into(),
+                message: "the version has neither SecretString nor SecretBinary".into(),
+            })
+        }
+    };
+    Ok(Value {
+        service: SERVICE,
+        name: out.name.unwrap_or_else(|| key.to_string()),
+        data: SecretBytes(data),
+        binary,
+        version: out.version_id.unwrap_or_default(),
+    })
+}
+
+fn entry_value(entry: &SecretValueEntry) -> Option<Value> {
+    let (data, binary) = match (&entry.secret_string, &entry.secret_binary) {
+        (Some(s), _) => (s.clone().into_bytes(), false),
+        (None, Some(b)) => (b.as_ref().to_vec(), true),
+        (None, None) => return None,
+    };
+    Some(Value {
+        service: SERVICE,
+        name: entry.name.clone().or_else(|| entry.arn.clone())?,
+        data: SecretBytes(data),
+        binary,
+        version: entry.version_id.clone().unwrap_or_default(),
+    })
+}
+
+fn invalid_selector(operation: &'static str, fetch: &Fetch) -> SourceError {
+    SourceError {
+        kind: ErrorKind::InvalidRequest,
+        service: fetch.service,
+        operation,
+        key: fetch.key.clone(),
+        code: "InvalidSelector".into(),
+        message: format!("{:?} does not apply to {}", fetch.selector, fetch.service),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_prefixes_of_regexps() {
+        assert_eq!(literal_prefix("^prod/app/.*").as_deref(), Some("prod/app/"));
+        assert_eq!(literal_prefix("^prod-db").as_deref(), Some("prod-db"));
+        assert_eq!(literal_prefix("^prod\\.db").as_deref(), Some("prod.db"));
+        assert_eq!(literal_prefix("^prods?").as_deref(), Some("prod"));
+        assert_eq!(literal_prefix("prod/"), None);
+        assert_eq!(literal_prefix("^a|^b"), None);
+        assert_eq!(literal_prefix("^(a|b)"), None);
+        assert_eq!(literal_prefix("^\\d+"), None);
+    }
+
+    #[test]
+    fn filters_only_widen() {
+        let tags = BTreeMap::from([
+            ("team".to_string(), "pay".to_string()),
+            ("odd".to_string(), "va|ue".to_string()),
+        ]);
+        let re = Regex::new("^prod/").unwrap();
+        let filters = list_filters(Some(&re), &tags);
+        let shown: Vec<(String, Vec<String>)> = filters
+            .iter()
+            .map(|f| (f.key().unwrap().as_str().to_string(), f.values().to_vec()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("name".to_string(), vec!["prod/".to_string()]),
+                (
+                    "tag-key".to_string(),
+                    vec!["odd".to_string(), "team".to_string()]
+                ),
+                ("tag-value".to_string(), vec!["pay".to_string()]),
+            ]
+        );
+    }
+}
