@@ -1,7 +1,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "arnsync", version, about = "Syncs AWS Secrets Manager and Parameter Store into Kubernetes Secrets")]
+#[command(
+    name = "arnsync",
+    version,
+    about = "Syncs AWS Secrets Manager and Parameter Store into Kubernetes Secrets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -19,8 +19,16 @@ use super::Condition;
     shortname = "arnes",
     category = "arnsync",
     doc = "Values read from AWS Secrets Manager and Parameter Store, written to one Kubernetes Secret",
-    printcolumn(name = "Store", type_ = "string", json_path = ".spec.secretStoreRef.name"),
-    printcolumn(name = "Refresh", type_ = "string", json_path = ".spec.refreshInterval"),
+    printcolumn(
+        name = "Store",
+        type_ = "string",
+        json_path = ".spec.secretStoreRef.name"
+    ),
+    printcolumn(
+        name = "Refresh",
+        type_ = "string",
+        json_path = ".spec.refreshInterval"
+    ),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -31,7 +39,11 @@ use super::Condition;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("size(self.data) > 0 || size(self.dataFrom) > 0 || (has(self.target.template) && size(self.target.template.data) > 0)").message("nothing to sync: set data, dataFrom or target.template.data"))]
@@ -133,7 +145,20 @@ pub struct DataItem {
     pub remote_ref: RemoteRef,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    JsonSchema,
+)]
 pub enum Service {
     #[default]
     SecretsManager,
@@ -266,7 +291,9 @@ pub struct ExternalSecretStatus {
     pub data_hash: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceStatus {
     pub service: Service,

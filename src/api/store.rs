@@ -29,7 +29,11 @@ use super::Condition;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.auth) || !has(self.auth.secretRef) || (!has(self.auth.secretRef.accessKeyIDSecretRef.namespace) && !has(self.auth.secretRef.secretAccessKeySecretRef.namespace) && (!has(self.auth.secretRef.sessionTokenSecretRef) || !has(self.auth.secretRef.sessionTokenSecretRef.namespace)))").message("a SecretStore reads credentials only from its own namespace: remove namespace from auth.secretRef"))]
@@ -69,7 +73,11 @@ pub struct SecretStoreSpec {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.auth) || !has(self.auth.secretRef) || (has(self.auth.secretRef.accessKeyIDSecretRef.namespace) && has(self.auth.secretRef.secretAccessKeySecretRef.namespace) && (!has(self.auth.secretRef.sessionTokenSecretRef) || has(self.auth.secretRef.sessionTokenSecretRef.namespace)))").message("a ClusterSecretStore must name the namespace of every auth.secretRef"))]
@@ -133,7 +141,11 @@ pub struct SecretKeySelector {
 pub struct AssumeRole {
     /// The role ARN, e.g. arn:aws:iam::123456789012:role/app-secrets.
     pub arn: String,
-    #[serde(default, rename = "externalID", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "externalID",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub external_id: Option<String>,
     /// Default: `arnsync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,16 @@
+//! Pure planning: from an ExternalSecret, the values fetched for it and the current Secret, the
+//! desired Secret and status. Nothing here touches the network or the clock.
+
+mod hash;
+pub mod keys;
+mod plan;
+pub mod property;
+pub mod template;
+#[cfg(test)]
+mod tests;
+
+pub use hash::data_hash;
+pub use plan::{
+    plan, written_by, Action, Fetched, Plan, PlanError, PlanInput, HASH_ANNOTATION, MANAGED_LABEL,
+    OWNER_ANNOTATION,
+};

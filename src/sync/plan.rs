@@ -1,0 +1,470 @@
+//! `plan`: spec + fetched values + the current Secret → the desired Secret and the status.
+//! Pure: no I/O, no clock. Most behaviour is tested here.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::ByteString;
+use kube::Resource;
+
+use super::{data_hash, keys, property, template};
+use crate::api::{CreationPolicy, DeletionPolicy, ExternalSecret, Service, SourceStatus};
+use crate::source::{SourceError, Value};
+
+/// Label on every Secret arnsync writes; the operator watches Secrets by it.
+pub const MANAGED_LABEL: &str = "arnsync.io/managed";
+/// Annotation naming the ExternalSecret (same namespace) that writes the Secret.
+pub const OWNER_ANNOTATION: &str = "arnsync.io/external-secret";
+/// Annotation holding the hash of the data arnsync wrote.
+pub const HASH_ANNOTATION: &str = "arnsync.io/data-hash";
+
+/// What the source layer returned for one `data[]` or `dataFrom[]` entry.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    One(Value),
+    Many(Vec<Value>),
+    /// The remote secret or parameter does not exist (any other error stops before `plan`).
+    Gone(SourceError),
+}
+
+#[derive(Debug)]
+pub struct PlanInput<'a> {
+    pub es: &'a ExternalSecret,
+    /// One per `spec.data` entry, in order.
+    pub data: Vec<Fetched>,
+    /// One per `spec.dataFrom` entry, in order.
+    pub data_from: Vec<Fetched>,
+    /// The target Secret as it is now.
+    pub existing: Option<&'a Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Server-side apply this body; `changed` is false when the Secret already holds it.
+    Apply { secret: Box<Secret>, changed: bool },
+    /// Delete the target Secret (deletionPolicy Delete and nothing left to write).
+    Delete,
+    /// Leave the target Secret exactly as it is.
+    Keep,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub action: Action,
+    /// Hash of the data now in the Secret (None when kept or deleted).
+    pub data_hash: Option<String>,
+    pub sources: Vec<SourceStatus>,
+    /// Ready condition: `None` for success, or the reason and message of a remote that is gone.
+    pub gone: Option<(String, String)>,
+}
+
+/// Why a plan could not be made. Every message names the ExternalSecret and the entry.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("{0}")]
+    PropertyNotFound(String),
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidKey(String),
+    #[error("{0}")]
+    KeyCollision(String),
+    #[error("{0}")]
+    Template(String),
+    #[error("{0}")]
+    Decode(String),
+    #[error("{0}")]
+    TargetNotFound(String),
+    #[error("{0}")]
+    TargetConflict(String),
+}
+
+impl PlanError {
+    /// Status and event reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PlanError::PropertyNotFound(_) => "PropertyNotFound",
+            PlanError::InvalidJson(_) => "InvalidJSON",
+            PlanError::InvalidKey(_) => "InvalidKey",
+            PlanError::KeyCollision(_) => "KeyCollision",
+            PlanError::Template(_) => "TemplateError",
+            PlanError::Decode(_) => "DecodingError",
+            PlanError::TargetNotFound(_) => "TargetNotFound",
+            PlanError::TargetConflict(_) => "TargetConflict",
+        }
+    }
+}
+
+/// Where a key came from, for messages.
+fn origin(field: &str, index: usize, service: Service, key: &str) -> String {
+    format!("{field}[{index}] ({service} {key:?})")
+}
+
+pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
+    let es = input.es;
+    let who = format!(
+        "ExternalSecret {}/{}",
+        es.metadata.namespace.as_deref().unwrap_or_default(),
+        es.metadata.name.as_deref().unwrap_or_default()
+    );
+    let target = es.target_name();
+    let spec = &es.spec;
+
+    let mut values: BTreeMap<String, (Vec<u8>, String)> = BTreeMap::new();
+    let mut used: Vec<&Value> = Vec::new();
+    let mut gone: Vec<&SourceError> = Vec::new();
+    let mut insert = |key: String, bytes: Vec<u8>, from: String| -> Result<(), PlanError> {
+        keys::validate(&key).map_err(|e| PlanError::InvalidKey(format!("{who}: {from}: {e}")))?;
+        if let Some((_, first)) = values.get(&key) {
+            return Err(PlanError::KeyCollision(format!(
+                "{who}: key {key:?} comes from both {first} and {from}; rename one with secretKey or a rewrite rule"
+            )));
+        }
+        values.insert(key, (bytes, from));
+        Ok(())
+    };
+
+    for (i, (item, fetched)) in spec.data.iter().zip(&input.data).enumerate() {
+        let r = &item.remote_ref;
+        let from = origin("data", i, r.service(), &r.key);
+        let v = match fetched {
+            Fetched::One(v) => v,
+            Fetched::Gone(e) => {
+                gone.push(e);
+                continue;
+            }
+            Fetched::Many(_) => unreachable!("data entries fetch one value"),
+        };
+        used.push(v);
+        let raw = match &r.property {
+            Some(p) => {
+                property::property(&v.data.0, p).map_err(|e| property_error(&who, &from, e))?
+            }
+            None => v.data.0.clone(),
+        };
+        let bytes = property::decode(raw, r.decoding_strategy.unwrap_or_default())
+            .map_err(|e| PlanError::Decode(format!("{who}: {from}: {e}")))?;
+        insert(item.secret_key.clone(), bytes, from)?;
+    }
+
+    for (i, (item, fetched)) in spec.data_from.iter().zip(&input.data_from).enumerate() {
+        match (fetched, &item.extract, &item.find) {
+            (Fetched::Gone(e), _, _) => gone.push(e),
+            (Fetched::One(v), Some(r), _) => {
+                used.push(v);
+                let from = origin("dataFrom", i, r.service(), &r.key);
+                let wanted = r.property.as_deref().unwrap_or("(all fields)");
+                let doc = property::parse_json(&v.data.0, wanted)
+                    .map_err(|e| property_error(&who, &from, e))?;
+                let obj = match &r.property {
+                    Some(p) => property::lookup(&doc, p).ok_or_else(|| {
+                        property_error(&who, &from, property::PropertyError::Missing(p.clone()))
+                    })?,
+                    None => &doc,
+                };
+                let obj = obj.as_object().ok_or_else(|| {
+                    PlanError::InvalidJson(format!(
+                        "{who}: {from}: extract needs a JSON object, and the value is not one"
+                    ))
+                })?;
+                for (field, fv) in obj {
+                    let key = keys::rewrite(field, &item.rewrite)
+                        .map_err(|e| PlanError::InvalidKey(format!("{who}: {from}: {e}")))?;
+                    let bytes = property::decode(
+                        property::json_to_bytes(fv),
+                        r.decoding_strategy.unwrap_or_default(),
+                    )
+                    .map_err(|e| {
+                        PlanError::Decode(format!("{who}: {from} field {field:?}: {e}"))
+                    })?;
+                    insert(key, bytes, format!("{from} field {field:?}"))?;
+                }
+            }
+            (Fetched::Many(vs), _, Some(f)) => {
+                let what = f
+                    .path
+                    .clone()
+                    .or_else(|| f.name.as_ref().map(|n| n.regexp.clone()))
+                    .unwrap_or_else(|| "tags".into());
+                let from = origin("dataFrom", i, f.service(), &what);
+                for v in vs {
+                    used.push(v);
+                    let key = keys::rewrite(&v.name, &item.rewrite)
+                        .map_err(|e| PlanError::InvalidKey(format!("{who}: {from}: {e}")))?;
+                    let key = keys::sanitize_path(&key);
+                    let bytes =
+                        property::decode(v.data.0.clone(), f.decoding_strategy.unwrap_or_default())
+                            .map_err(|e| {
+                                PlanError::Decode(format!("{who}: {from} {:?}: {e}", v.name))
+                            })?;
+                    insert(key, bytes, format!("{from} {:?}", v.name))?;
+                }
+            }
+            _ => unreachable!(
+                "dataFrom entries are validated to hold exactly one of extract and find"
+            ),
+        }
+    }
+
+    let sources = source_statuses(&used);
+    let ours = input.existing.filter(|s| written_by(s, es));
+    check_target(&who, &target, es, input.existing)?;
+
+    if let Some(first) = gone.first() {
+        let all = gone
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let retain = spec.target.deletion_policy == DeletionPolicy::Retain || ours.is_none();
+        if retain {
+            let kept = if ours.is_some() {
+                "kept the Secret's last data (deletionPolicy Retain)"
+            } else {
+                "no Secret written"
+            };
+            return Ok(Plan {
+                action: Action::Keep,
+                data_hash: None,
+                sources,
+                gone: Some((
+                    first.kind.reason().to_string(),
+                    format!("{who}: {all}; {kept}"),
+                )),
+            });
+        }
+        if values.is_empty() && spec.target.creation_policy != CreationPolicy::Merge {
+            return Ok(Plan {
+                action: Action::Delete,
+                data_hash: None,
+                sources,
+                gone: Some((
+                    first.kind.reason().to_string(),
+                    format!("{who}: {all}; deleted Secret {target} (deletionPolicy Delete)"),
+                )),
+            });
+        }
+    }
+
+    let plain: BTreeMap<String, Vec<u8>> = values.into_iter().map(|(k, (v, _))| (k, v)).collect();
+    let template = spec.target.template.as_ref();
+    let data = match template.filter(|t| !t.data.is_empty()) {
+        Some(t) => {
+            let rendered = template::render(&t.data, &plain)
+                .map_err(|e| PlanError::Template(format!("{who}: target.template.data: {e}")))?;
+            for k in rendered.keys() {
+                keys::validate(k).map_err(|e| {
+                    PlanError::InvalidKey(format!("{who}: target.template.data: {e}"))
+                })?;
+            }
+            rendered
+        }
+        None => plain,
+    };
+
+    let hash = data_hash(&data);
+    let desired = desired_secret(es, &target, &data, &hash);
+    let changed = match input.existing {
+        Some(current) => differs(current, &desired),
+        None => true,
+    };
+    let gone_note = gone.first().map(|first| {
+        let all = gone
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        (
+            first.kind.reason().to_string(),
+            format!("{who}: {all}; removed its keys from Secret {target} (deletionPolicy Delete)"),
+        )
+    });
+    Ok(Plan {
+        action: Action::Apply {
+            secret: Box::new(desired),
+            changed,
+        },
+        data_hash: Some(hash),
+        sources,
+        gone: gone_note,
+    })
+}
+
+fn property_error(who: &str, from: &str, e: property::PropertyError) -> PlanError {
+    let msg = format!("{who}: {from}: {e}");
+    match e {
+        property::PropertyError::Missing(_) => PlanError::PropertyNotFound(msg),
+        property::PropertyError::InvalidJson(..) => PlanError::InvalidJson(msg),
+    }
+}
+
+fn source_statuses(used: &[&Value]) -> Vec<SourceStatus> {
+    let mut out: Vec<SourceStatus> = used
+        .iter()
+        .map(|v| {
+            let (version_id, version) = match v.service {
+                Service::SecretsManager => (Some(v.version.clone()), None),
+                Service::ParameterStore => (None, Some(v.version.clone())),
+            };
+            SourceStatus {
+                service: v.service,
+                key: v.name.clone(),
+                version_id,
+                version,
+            }
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// True when `secret` carries this ExternalSecret's ownership annotation.
+pub fn written_by(secret: &Secret, es: &ExternalSecret) -> bool {
+    secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(OWNER_ANNOTATION))
+        .is_some_and(|n| Some(n) == es.metadata.name.as_ref())
+}
+
+/// Refuses to take over a Secret that someone else owns, and to create one that Merge expects.
+fn check_target(
+    who: &str,
+    target: &str,
+    es: &ExternalSecret,
+    existing: Option<&Secret>,
+) -> Result<(), PlanError> {
+    let policy = es.spec.target.creation_policy;
+    let Some(current) = existing else {
+        if policy == CreationPolicy::Merge {
+            return Err(PlanError::TargetNotFound(format!(
+                "{who}: Secret {target} does not exist; creationPolicy Merge only adds keys to an existing Secret: create it first, or use creationPolicy Owner"
+            )));
+        }
+        return Ok(());
+    };
+    let writer = current
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(OWNER_ANNOTATION));
+    if policy != CreationPolicy::Merge {
+        match writer {
+            Some(n) if Some(n) == es.metadata.name.as_ref() => {}
+            Some(other) => {
+                return Err(PlanError::TargetConflict(format!(
+                    "{who}: Secret {target} is already written by ExternalSecret {other}; give one of them another target.name"
+                )))
+            }
+            None => {
+                return Err(PlanError::TargetConflict(format!(
+                    "{who}: Secret {target} exists and was not created by arnsync; to add keys to it use creationPolicy Merge, or delete it to let arnsync create it"
+                )))
+            }
+        }
+        let want = es
+            .spec
+            .target
+            .template
+            .as_ref()
+            .and_then(|t| t.type_.clone())
+            .unwrap_or_else(|| "Opaque".into());
+        let have = current.type_.clone().unwrap_or_else(|| "Opaque".into());
+        if want != have {
+            return Err(PlanError::TargetConflict(format!(
+                "{who}: Secret {target} has type {have} and target.template.type asks for {want}; a Secret's type cannot change: delete the Secret to let arnsync recreate it"
+            )));
+        }
+    } else if let Some(other) = writer.filter(|n| Some(*n) != es.metadata.name.as_ref()) {
+        return Err(PlanError::TargetConflict(format!(
+            "{who}: Secret {target} is already written by ExternalSecret {other}; merge into a different Secret"
+        )));
+    }
+    Ok(())
+}
+
+fn desired_secret(
+    es: &ExternalSecret,
+    target: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+    hash: &str,
+) -> Secret {
+    let policy = es.spec.target.creation_policy;
+    let template = es.spec.target.template.as_ref();
+    let meta = template
+        .and_then(|t| t.metadata.clone())
+        .unwrap_or_default();
+    let mut labels = meta.labels;
+    labels.insert("app.kubernetes.io/managed-by".into(), "arnsync".into());
+    labels.insert(MANAGED_LABEL.into(), "true".into());
+    let mut annotations = meta.annotations;
+    annotations.insert(
+        OWNER_ANNOTATION.into(),
+        es.metadata.name.clone().unwrap_or_default(),
+    );
+    annotations.insert(HASH_ANNOTATION.into(), hash.into());
+    let owner_references = (policy == CreationPolicy::Owner).then(|| {
+        vec![OwnerReference {
+            api_version: ExternalSecret::api_version(&()).into_owned(),
+            kind: ExternalSecret::kind(&()).into_owned(),
+            name: es.metadata.name.clone().unwrap_or_default(),
+            uid: es.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]
+    });
+    let type_ = (policy != CreationPolicy::Merge).then(|| {
+        template
+            .and_then(|t| t.type_.clone())
+            .unwrap_or_else(|| "Opaque".into())
+    });
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(target.into()),
+            namespace: es.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references,
+            ..Default::default()
+        },
+        type_,
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// True when applying `desired` would change `current`.
+fn differs(current: &Secret, desired: &Secret) -> bool {
+    let subset = |want: &Option<BTreeMap<String, String>>,
+                  have: &Option<BTreeMap<String, String>>| {
+        want.iter()
+            .flatten()
+            .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+    };
+    let data_same = desired
+        .data
+        .iter()
+        .flatten()
+        .all(|(k, v)| current.data.as_ref().and_then(|d| d.get(k)) == Some(v));
+    let owners_same = desired.metadata.owner_references.iter().flatten().all(|o| {
+        current
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|c| c.uid == o.uid && c.controller == o.controller)
+    });
+    let type_same = desired.type_.is_none() || desired.type_ == current.type_;
+    !(data_same
+        && owners_same
+        && type_same
+        && subset(&desired.metadata.labels, &current.metadata.labels)
+        && subset(&desired.metadata.annotations, &current.metadata.annotations))
+}
