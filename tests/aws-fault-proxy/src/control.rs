@@ -6,7 +6,7 @@
 //! | `GET /__proxy/counts` | | 200 `{"calls":{"secretsmanager:GetSecretValue":3},"faulted":{"secretsmanager:GetSecretValue":1},"total":3}` |
 //! | `DELETE /__proxy/counts` | zero the counters | 204 |
 //! | `GET /__proxy/faults` | | 200 JSON array of the active rules (remaining `times`) |
-//! | `POST /__proxy/faults` | add a rule, body = JSON [`Fault`](crate::Fault) | 201 with the rule; 400 if invalid |
+//! | `POST /__proxy/faults` | add a rule, body = JSON [`Fault`] | 201 with the rule; 400 if invalid |
 //! | `DELETE /__proxy/faults` | remove every rule | 204 |
 //! | `POST /__proxy/reset` | zero the counters and remove every rule | 204 |
 //!

@@ -38,19 +38,25 @@
 //! (`None` = until [`FaultProxy::clear_faults`]). Exhausted rules are removed. See
 //! [`FaultKind`] for the exact wire answers.
 //!
-//! # moto behaviour the tests rely on (moto 5.2, checked in `tests/moto_quirks.rs`)
+//! # moto behaviour the tests rely on (moto 5.2, pinned by `tests/setup.sh`; asserted in `tests/moto_quirks.rs`)
 //!
-//! * After `UpdateSecretVersionStage` moves `AWSCURRENT` to another version, reading with an
-//!   explicit `VersionStage` (or `VersionId`) returns the staged value. Always ask for a stage or
-//!   a version id; the operator does.
+//! * Secret stages: after `UpdateSecretVersionStage` moves `AWSCURRENT` to another version,
+//!   reading with an explicit `VersionStage` or `VersionId` returns the right value, and the
+//!   version it moved away from becomes `AWSPREVIOUS`; custom stage labels work too.
+//!   **Gap:** a read *without* `VersionStage` still returns the version that was current
+//!   before the move (its `VersionStages` then says `AWSPREVIOUS`). Always ask for a stage or
+//!   a version id.
 //! * `GetParametersByPath` honours `MaxResults` and returns a `NextToken` until the last page;
-//!   following the tokens yields every parameter exactly once. With `Recursive=false` only
-//!   direct children are returned.
-//! * `ListSecrets` supports the `name` filter (prefix match) and `tag-key` / `tag-value` filters.
-//! * SSM parameter labels: `LabelParameterVersion` attaches a label to a version and
-//!   `GetParameter` with `name:label` returns that version's value; moving a label to another
-//!   version moves it.
+//!   following the tokens yields every parameter exactly once. `Recursive=false` returns only
+//!   direct children; `WithDecryption` returns `SecureString` values in clear.
+//! * `ListSecrets` filters: `name`, `tag-key`, `tag-value` are case-sensitive prefix matches,
+//!   a leading `!` negates, several filters are ANDed.
+//! * SSM labels: `LabelParameterVersion` attaches a label, `GetParameter(s)` with `name:label`
+//!   (or `name:version`) returns that version, labelling another version moves the label,
+//!   an unknown label lands in `InvalidParameters`. **Gap:** moto omits `Selector` in the
+//!   answer (AWS returns `":label"`); do not rely on it.
 //! * moto does not throttle, never fails on its own and has no size limits: use the proxy.
+//!   It also answers a missing `Type` on a new `PutParameter` with `ValidationException`.
 
 #![forbid(unsafe_code)]
 
