@@ -1,0 +1,287 @@
+//! # kube-test-server
+//!
+//! A Kubernetes API server for tests: it speaks the real REST protocol over plain HTTP on
+//! loopback and keeps objects in memory. kube-rs clients (including `watcher`, `reflector`,
+//! `metadata_watcher` and `Controller`) and kubectl talk to it through an ordinary kubeconfig.
+//!
+//! ## As a library
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use kube_test_server::{Fault, TestServer};
+//! let server = TestServer::start().await?;          // 127.0.0.1, ephemeral port
+//! let client: kube::Client = server.client();       // default namespace "default"
+//! server.inject(Fault::default().verb("patch").resource("secrets").status(503).times(1));
+//! // ... exercise the code under test ...
+//! assert!(server.request_count("patch", "secrets") >= 1);
+//! server.shutdown().await;                          // also on Drop
+//! # Ok(()) }
+//! ```
+//!
+//! Public API:
+//! - [`TestServer::start`], [`TestServer::start_on`], [`TestServer::start_with`]
+//!   ([`ServerOptions`]: watch history bound, bookmark interval)
+//! - [`TestServer::url`], [`TestServer::client`], [`TestServer::kubeconfig_yaml`],
+//!   [`TestServer::write_kubeconfig`]
+//! - [`TestServer::request_count`], [`TestServer::request_counts`],
+//!   [`TestServer::reset_counters`]: verbs are `get|list|watch|create|update|patch|delete|
+//!   deletecollection`, resources the plural (`secrets`), with `/status` for the subresource
+//! - [`TestServer::inject`] / [`TestServer::clear_faults`] with [`Fault`]
+//! - [`TestServer::drop_watches`]: aborts every open watch connection
+//! - [`TestServer::shutdown`]
+//!
+//! ## As a binary
+//!
+//! `kube-test-server --listen 127.0.0.1:0 --kubeconfig PATH` writes a kubeconfig for the bound
+//! address, prints exactly one line `listening on http://127.0.0.1:PORT` and serves until
+//! SIGTERM/SIGINT. `--history-limit N` and `--bookmark-interval-ms N` tune watches.
+//!
+//! ## What it serves
+//!
+//! - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}`, and the
+//!   aggregated `apidiscovery.k8s.io/v2` (and v2beta1) form when asked via `Accept`.
+//!   `/openapi/*` answers 404 (kubectl falls back; see the kubectl tests).
+//! - Built-in resources: namespaces, secrets, configmaps, serviceaccounts, events (core/v1 and
+//!   events.k8s.io/v1, stored separately), deployments/statefulsets/daemonsets (apps/v1, with
+//!   `/status`), leases (coordination.k8s.io/v1), customresourcedefinitions. Creating a CRD
+//!   serves its resource (every served version, scope, names, `/status` if declared) at once
+//!   and sets its `Established` condition; deleting it removes the resource and its objects.
+//! - Reads: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, `k`, `!k`, `>`,
+//!   `<`; field selectors on `metadata.name`, `metadata.namespace` and a few per-kind fields;
+//!   `limit`/`continue` over a consistent snapshot; `resourceVersionMatch=Exact` served from
+//!   history), watch (see [`ServerOptions`]), `kubectl get` Tables, and metadata-only
+//!   (`PartialObjectMetadata[List]`) responses.
+//! - Writes: create (`generateName`), update (optimistic concurrency on `resourceVersion`),
+//!   merge / JSON / strategic merge patches, server-side apply with `managedFields` and
+//!   conflicts, `/status`, delete with finalizers, preconditions and propagation policies,
+//!   deletecollection, `dryRun=All`.
+//!
+//! ## Differences from a real API server
+//!
+//! - No authentication/authorization, no admission webhooks, no OpenAPI documents, no
+//!   protobuf/CBOR (JSON and YAML only), HTTP/1.1 only.
+//! - No schema: CRD `openAPIV3Schema` is not used for validation, pruning or defaulting;
+//!   built-in kinds get only the validation listed in the `validation` module (names, labels,
+//!   Secret/ConfigMap rules). No conversion between CRD versions: objects are stored once and
+//!   returned with the requested `apiVersion`.
+//! - Server-side apply tracks ownership per map key; lists are atomic (owned and replaced whole),
+//!   so two managers cannot co-own items of `containers`, `env`, etc. `stringData` applied to a
+//!   Secret is owned as `f:stringData` (as on the real server) and folded into `data`.
+//!   Non-apply writes record an `Update` entry for the manager from `fieldManager`, else the
+//!   User-Agent up to its first `/` (e.g. `kubectl`, `kube-rs`... whatever the client sends).
+//! - Strategic merge patch knows the merge keys of the common pod-spec lists (containers,
+//!   volumes, env, ports, volumeMounts, ...) by field name instead of from the schema; all other
+//!   lists are replaced. Custom resources answer 415 as on the real server.
+//! - Garbage collection and the namespace controller run synchronously inside the delete
+//!   request. `Foreground` deletes dependents before the owner in the same request instead of
+//!   holding the owner with a `foregroundDeletion` finalizer. Deleting a CRD removes its objects
+//!   regardless of their finalizers.
+//! - Plain `resourceVersion` on list is "not older than" (served from current state);
+//!   `resourceVersionMatch=Exact` and continue tokens are served from the event history and
+//!   answer 410 when it no longer reaches back. The history is global (all resources), bounded
+//!   by [`ServerOptions::history_limit`].
+//! - No pods, replica sets, services or controllers: Deployments never get status unless a
+//!   test writes it.
+//! - Invalid base64 in Secret `data` is answered 400 BadRequest (it fails decoding on the real
+//!   server too, before validation); bad keys, `type` changes and size over 1 MiB are 422.
+
+#![forbid(unsafe_code)]
+
+mod apply;
+mod discovery;
+mod faults;
+mod fields;
+mod http;
+mod patch;
+mod registry;
+mod selectors;
+mod status;
+mod store;
+mod table;
+mod validation;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+pub use faults::Fault;
+
+/// Tuning knobs; [`Default`] is what [`TestServer::start`] uses.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// How many change events (across all resources) watches can resume from. A watch or an
+    /// exact list from an older resourceVersion gets 410 Gone. Default 10 000.
+    pub history_limit: usize,
+    /// How often watches that asked for bookmarks get one. Default 1 s.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running server. Stops on [`TestServer::shutdown`] or when dropped.
+pub struct TestServer {
+    shared: Arc<http::Shared>,
+    addr: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts on `127.0.0.1:0` (an ephemeral port) with default options.
+    pub async fn start() -> anyhow::Result<TestServer> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> anyhow::Result<TestServer> {
+        Self::start_with(addr, ServerOptions::default()).await
+    }
+
+    pub async fn start_with(addr: SocketAddr, opts: ServerOptions) -> anyhow::Result<TestServer> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(http::Shared {
+            store: Mutex::new(store::Store::new(opts.history_limit)),
+            counters: Mutex::new(faults::Counters::default()),
+            faults: Mutex::new(faults::Faults::default()),
+            drop_watches: tokio::sync::watch::channel(0).0,
+            shutdown: tokio::sync::watch::channel(false).0,
+            bookmark_interval: opts.bookmark_interval,
+            addr,
+        });
+        let app = axum::Router::new()
+            .fallback(http::handle)
+            .with_state(shared.clone());
+        let mut stop = shared.shutdown.subscribe();
+        let task = tokio::spawn(async move {
+            let graceful = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+            {
+                tracing::error!("kube-test-server: {e}");
+            }
+        });
+        Ok(TestServer {
+            shared,
+            addr,
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kube-rs client for this server with default namespace `default`. Call inside a Tokio
+    /// runtime.
+    pub fn client(&self) -> kube::Client {
+        let mut cfg = kube::Config::new(self.url().parse().expect("valid url"));
+        cfg.default_namespace = "default".into();
+        kube::Client::try_from(cfg).expect("kube client for test server")
+    }
+
+    /// A kubeconfig with one cluster/user/context named `kube-test-server`, namespace `default`.
+    pub fn kubeconfig_yaml(&self) -> String {
+        kubeconfig_yaml(&self.url())
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml())
+            .with_context(|| format!("writing kubeconfig {}", path.display()))
+    }
+
+    /// Requests seen for `verb` on `resource` (plural, `plural/status` for the subresource).
+    pub fn request_count(&self, verb: &str, resource: &str) -> u64 {
+        self.shared.counters.lock().expect("lock").get(verb, resource)
+    }
+
+    pub fn request_counts(&self) -> BTreeMap<(String, String), u64> {
+        self.shared.counters.lock().expect("lock").all()
+    }
+
+    pub fn reset_counters(&self) {
+        self.shared.counters.lock().expect("lock").reset()
+    }
+
+    /// Adds a fault; the first matching fault applies to a request.
+    pub fn inject(&self, fault: Fault) {
+        self.shared.faults.lock().expect("lock").inject(fault)
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.faults.lock().expect("lock").clear()
+    }
+
+    /// Ends every open watch abruptly (connection cut mid-stream); clients must resume.
+    pub fn drop_watches(&self) {
+        self.shared.drop_watches.send_modify(|n| *n += 1);
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store.lock().expect("lock").current_rv()
+    }
+
+    /// Stops accepting, ends watches and waits (up to 5 s) for connections to close.
+    pub async fn shutdown(mut self) {
+        let _ = self.shared.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.shared.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The kubeconfig document for a server URL.
+pub fn kubeconfig_yaml(url: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: kube-test-server
+  cluster:
+    server: {url}
+users:
+- name: kube-test-server
+  user: {{}}
+contexts:
+- name: kube-test-server
+  context:
+    cluster: kube-test-server
+    user: kube-test-server
+    namespace: default
+current-context: kube-test-server
+preferences: {{}}
+"
+    )
+}

@@ -1,0 +1,969 @@
+//! In-memory object storage with the API server's write semantics: one global, monotonic
+//! `resourceVersion`, server-set metadata, optimistic concurrency, status-subresource rules,
+//! generation tracking, finalizers, namespace and owner-reference garbage collection, CRD
+//! registration, and a bounded history of change events for watches.
+//!
+//! Everything here runs under one mutex held by the HTTP layer, so each request is atomic and
+//! events are published in resourceVersion order.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::broadcast;
+
+use crate::apply::{self, ApplyRequest};
+use crate::fields::{self, Scope};
+use crate::registry::{crd_resource_type, Registry, ResourceType};
+use crate::status::{ApiError, ApiResult};
+use crate::validation;
+
+/// (group, plural)
+pub type ResKey = (String, String);
+/// (namespace or "", name)
+pub type ObjKey = (String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// A committed change. `prev` lets watches with selectors turn an update that moves an object
+/// out of (into) their selection into DELETED (ADDED), like the real watch cache.
+#[derive(Debug)]
+pub struct StoredEvent {
+    pub rv: u64,
+    pub res: ResKey,
+    pub etype: EventType,
+    pub object: Value,
+    pub prev: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Orphan,
+    Background,
+    Foreground,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub propagation: Option<Propagation>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+pub enum DeleteOutcome {
+    /// Gone; carries the last state.
+    Deleted(Value),
+    /// Held by finalizers; carries the object with `deletionTimestamp`.
+    Pending(Value),
+}
+
+/// Who writes what, for one request.
+#[derive(Debug, Clone)]
+pub struct WriteCtx {
+    pub rt: ResourceType,
+    pub version: String,
+    pub manager: String,
+    pub dry_run: bool,
+}
+
+impl WriteCtx {
+    fn api_version(&self) -> String {
+        self.rt.api_version(&self.version)
+    }
+}
+
+enum ManagedFieldsMode {
+    /// Record an `Update` entry for `manager`.
+    Update,
+    /// Already computed (server-side apply).
+    Keep,
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    // The real server's alphabet avoids vowels and look-alike characters.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj["metadata"][field].as_str().unwrap_or_default()
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"].as_object_mut().expect("metadata")
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+/// The part of an object whose change bumps `generation`: everything but metadata and status.
+fn generation_relevant(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("metadata");
+        o.remove("status");
+        o.remove("apiVersion");
+        o.remove("kind");
+    }
+    v
+}
+
+/// Equality that ignores what a no-op write would still change (resourceVersion, timestamps in
+/// managedFields).
+fn same_content(a: &Value, b: &Value) -> bool {
+    fn norm(v: &Value) -> Value {
+        let mut v = v.clone();
+        let m = meta_mut(&mut v);
+        m.remove("resourceVersion");
+        if let Some(Value::Array(mf)) = m.get_mut("managedFields") {
+            for e in mf.iter_mut() {
+                if let Some(o) = e.as_object_mut() {
+                    o.remove("time");
+                }
+            }
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.remove("apiVersion");
+        }
+        v
+    }
+    norm(a) == norm(b)
+}
+
+pub struct Store {
+    rv: u64,
+    pub registry: Registry,
+    objects: BTreeMap<ResKey, BTreeMap<ObjKey, Value>>,
+    history: VecDeque<Arc<StoredEvent>>,
+    history_limit: usize,
+    /// Events with `rv <= compacted_rv` may have been dropped from the history.
+    compacted_rv: u64,
+    events: broadcast::Sender<Arc<StoredEvent>>,
+    /// Propagation policy remembered for objects whose deletion waits on finalizers.
+    pending_policy: HashMap<String, Propagation>,
+}
+
+fn namespaces_key() -> ResKey {
+    (String::new(), "namespaces".into())
+}
+
+fn crd_key() -> ResKey {
+    ("apiextensions.k8s.io".into(), "customresourcedefinitions".into())
+}
+
+impl Store {
+    pub fn new(history_limit: usize) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        let mut s = Store {
+            rv: 0,
+            registry: Registry::builtin(),
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            history_limit: history_limit.max(1),
+            compacted_rv: 0,
+            events,
+            pending_policy: HashMap::new(),
+        };
+        let ns_type = s
+            .registry
+            .by_key(&namespaces_key())
+            .cloned()
+            .expect("namespaces type");
+        for ns in ["default", "kube-system"] {
+            let ctx = WriteCtx {
+                rt: ns_type.clone(),
+                version: "v1".into(),
+                manager: "kube-apiserver".into(),
+                dry_run: false,
+            };
+            s.create(&ctx, "", json!({"metadata": {"name": ns}}))
+                .expect("initial namespace");
+        }
+        s
+    }
+
+    pub fn current_rv(&self) -> u64 {
+        self.rv
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.events.subscribe()
+    }
+
+    /// Events after `rv`, or `None` when the history no longer reaches back that far.
+    pub fn events_after(&self, rv: u64) -> Option<Vec<Arc<StoredEvent>>> {
+        if rv < self.compacted_rv {
+            return None;
+        }
+        Some(
+            self.history
+                .iter()
+                .filter(|e| e.rv > rv)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    pub fn oldest_rv(&self) -> u64 {
+        self.compacted_rv
+    }
+
+    pub fn get(&self, res: &ResKey, ns: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(res)?
+            .get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// Objects of a resource, in (namespace, name) order, optionally in one namespace.
+    pub fn list<'a>(&'a self, res: &ResKey, ns: Option<&'a str>) -> Vec<&'a Value> {
+        self.objects
+            .get(res)
+            .map(|m| {
+                m.iter()
+                    .filter(|((n, _), _)| ns.is_none_or(|want| n == want))
+                    .map(|(_, v)| v)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn publish(&mut self, ev: StoredEvent) {
+        let ev = Arc::new(ev);
+        self.history.push_back(ev.clone());
+        while self.history.len() > self.history_limit {
+            if let Some(old) = self.history.pop_front() {
+                self.compacted_rv = old.rv;
+            }
+        }
+        let _ = self.events.send(ev);
+    }
+
+    fn commit(&mut self, res: &ResKey, key: ObjKey, mut obj: Value, prev: Option<Value>) -> Value {
+        self.rv += 1;
+        meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
+        let etype = if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        self.objects
+            .entry(res.clone())
+            .or_default()
+            .insert(key, obj.clone());
+        self.publish(StoredEvent {
+            rv: self.rv,
+            res: res.clone(),
+            etype,
+            object: obj.clone(),
+            prev,
+        });
+        obj
+    }
+
+    fn check_kind(ctx: &WriteCtx, body: &Value, required: bool) -> ApiResult<()> {
+        let av = body["apiVersion"].as_str().unwrap_or_default();
+        let kind = body["kind"].as_str().unwrap_or_default();
+        if required && (av.is_empty() || kind.is_empty()) {
+            return Err(ApiError::bad_request(
+                "invalid object: apiVersion and kind must be set",
+            ));
+        }
+        let want_av = ctx.api_version();
+        if (!av.is_empty() && av != want_av) || (!kind.is_empty() && kind != ctx.rt.kind) {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({want_av}), or kind {kind} is not {}",
+                ctx.rt.kind
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_namespace_writable(&self, ctx: &WriteCtx, ns: &str, body: &Value) -> ApiResult<()> {
+        if !ctx.rt.namespaced {
+            return Ok(());
+        }
+        let body_ns = meta_str(body, "namespace");
+        if !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        match self.get(&namespaces_key(), "", ns) {
+            None => Err(ApiError::not_found("", "namespaces", ns)),
+            Some(n) if !n["metadata"]["deletionTimestamp"].is_null() => {
+                Err(ApiError::forbidden(format!(
+                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    ctx.rt.plural,
+                    meta_str(body, "name")
+                )))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn check_body_name(body: &mut Value, name: &str) -> ApiResult<()> {
+        let body_name = meta_str(body, "name").to_string();
+        if body_name.is_empty() {
+            meta_mut(body).insert("name".into(), json!(name));
+        } else if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        Ok(())
+    }
+
+    fn obj_key(rt: &ResourceType, ns: &str, name: &str) -> ObjKey {
+        let ns = if rt.namespaced { ns } else { "" };
+        (ns.to_string(), name.to_string())
+    }
+
+    pub fn create(&mut self, ctx: &WriteCtx, ns: &str, mut body: Value) -> ApiResult<Value> {
+        if !body.is_object() {
+            return Err(ApiError::bad_request("the body of the request must be an object"));
+        }
+        Self::check_kind(ctx, &body, false)?;
+        if !meta_str(&body, "resourceVersion").is_empty() {
+            // Same (odd) answer as the real storage layer.
+            return Err(ApiError::new(
+                500,
+                "",
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        let mut name = meta_str(&body, "name").to_string();
+        if name.is_empty() {
+            let prefix = meta_str(&body, "generateName").to_string();
+            if prefix.is_empty() {
+                return Err(ApiError::invalid(
+                    &ctx.rt.group,
+                    &ctx.rt.kind,
+                    "",
+                    vec![(
+                        "metadata.name".into(),
+                        "Required value: name or generateName is required".into(),
+                    )],
+                ));
+            }
+            name = format!("{prefix}{}", random_suffix());
+            meta_mut(&mut body).insert("name".into(), json!(name));
+        }
+        self.check_namespace_writable(ctx, ns, &body)?;
+        validation::validate_name(&ctx.rt, &name)?;
+        if self.get(&ctx.rt.key(), Self::obj_key(&ctx.rt, ns, &name).0.as_str(), &name).is_some() {
+            return Err(ApiError::already_exists(&ctx.rt.group, &ctx.rt.plural, &name));
+        }
+        let scope = Scope::Main {
+            has_status: ctx.rt.has_status,
+        };
+        self.write(ctx, ns, &name, None, body, scope, ManagedFieldsMode::Update)
+    }
+
+    fn current(&self, ctx: &WriteCtx, ns: &str, name: &str) -> ApiResult<Value> {
+        let key = Self::obj_key(&ctx.rt, ns, name);
+        self.get(&ctx.rt.key(), &key.0, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&ctx.rt.group, &ctx.rt.plural, name))
+    }
+
+    fn check_preconditions(ctx: &WriteCtx, name: &str, old: &Value, body: &Value) -> ApiResult<()> {
+        let rv = meta_str(body, "resourceVersion");
+        if !rv.is_empty() && rv != meta_str(old, "resourceVersion") {
+            return Err(ApiError::stale(&ctx.rt.group, &ctx.rt.plural, name));
+        }
+        let uid = meta_str(body, "uid");
+        if !uid.is_empty() && uid != meta_str(old, "uid") {
+            return Err(ApiError::conflict(
+                &ctx.rt.group,
+                &ctx.rt.plural,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(old, "uid")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// PUT. A `resourceVersion` in the body must match (409 otherwise); none means
+    /// unconditional.
+    pub fn update(
+        &mut self,
+        ctx: &WriteCtx,
+        ns: &str,
+        name: &str,
+        mut body: Value,
+        scope: Scope,
+    ) -> ApiResult<Value> {
+        if !body.is_object() {
+            return Err(ApiError::bad_request("the body of the request must be an object"));
+        }
+        Self::check_kind(ctx, &body, false)?;
+        Self::check_body_name(&mut body, name)?;
+        if ctx.rt.namespaced {
+            let body_ns = meta_str(&body, "namespace");
+            if !body_ns.is_empty() && body_ns != ns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+        let old = self.current(ctx, ns, name)?;
+        Self::check_preconditions(ctx, name, &old, &body)?;
+        self.write(ctx, ns, name, Some(old), body, scope, ManagedFieldsMode::Update)
+    }
+
+    /// Merge / JSON / strategic patches: `f` edits a copy of the live object; a
+    /// `resourceVersion` the patch changed acts as a precondition.
+    pub fn patch(
+        &mut self,
+        ctx: &WriteCtx,
+        ns: &str,
+        name: &str,
+        scope: Scope,
+        f: impl FnOnce(&mut Value) -> ApiResult<()>,
+    ) -> ApiResult<Value> {
+        let old = self.current(ctx, ns, name)?;
+        let mut patched = old.clone();
+        f(&mut patched)?;
+        if !patched.is_object() {
+            return Err(ApiError::bad_request("patch produced a non-object"));
+        }
+        Self::check_kind(ctx, &patched, false)?;
+        Self::check_body_name(&mut patched, name)?;
+        Self::check_preconditions(ctx, name, &old, &patched)?;
+        self.write(ctx, ns, name, Some(old), patched, scope, ManagedFieldsMode::Update)
+    }
+
+    /// Server-side apply. Returns the object and whether it was created.
+    pub fn apply(
+        &mut self,
+        ctx: &WriteCtx,
+        ns: &str,
+        name: &str,
+        mut applied: Value,
+        scope: Scope,
+        force: bool,
+    ) -> ApiResult<(Value, bool)> {
+        Self::check_kind(ctx, &applied, true)?;
+        Self::check_body_name(&mut applied, name)?;
+        let key = Self::obj_key(&ctx.rt, ns, name);
+        let old = self.get(&ctx.rt.key(), &key.0, name).cloned();
+        let now = now();
+        let api_version = ctx.api_version();
+        let req = ApplyRequest {
+            manager: &ctx.manager,
+            api_version: &api_version,
+            scope,
+            force,
+            now: &now,
+        };
+        let resource = (ctx.rt.group.as_str(), ctx.rt.plural.as_str());
+        match old {
+            None => {
+                if scope == Scope::Status {
+                    return Err(ApiError::not_found(&ctx.rt.group, &ctx.rt.plural, name));
+                }
+                if !meta_str(&applied, "resourceVersion").is_empty() {
+                    return Err(ApiError::new(
+                        500,
+                        "",
+                        "resourceVersion should not be set on objects to be created",
+                    ));
+                }
+                self.check_namespace_writable(ctx, ns, &applied)?;
+                validation::validate_name(&ctx.rt, name)?;
+                let mut merged = apply::apply(None, &applied, &req, resource, name)?;
+                meta_mut(&mut merged).insert("name".into(), json!(name));
+                let obj = self.write(ctx, ns, name, None, merged, scope, ManagedFieldsMode::Keep)?;
+                Ok((obj, true))
+            }
+            Some(old) => {
+                Self::check_preconditions(ctx, name, &old, &applied)?;
+                let merged = apply::apply(Some(&old), &applied, &req, resource, name)?;
+                let obj =
+                    self.write(ctx, ns, name, Some(old), merged, scope, ManagedFieldsMode::Keep)?;
+                Ok((obj, false))
+            }
+        }
+    }
+
+    /// The common tail of every write: server-owned metadata, status rules, admission,
+    /// generation, managedFields, no-op detection, finalizer completion, commit.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        ctx: &WriteCtx,
+        ns: &str,
+        name: &str,
+        old: Option<Value>,
+        mut new: Value,
+        scope: Scope,
+        mf: ManagedFieldsMode,
+    ) -> ApiResult<Value> {
+        let rt = ctx.rt.clone();
+        let res = rt.key();
+        let key = Self::obj_key(&rt, ns, name);
+        let now = now();
+        if let Some(old) = &old {
+            if scope == Scope::Status {
+                // Status writes change only .status (and managedFields, computed below).
+                let status = new.as_object_mut().and_then(|o| o.remove("status"));
+                let mf_keep = new["metadata"]["managedFields"].clone();
+                new = old.clone();
+                match status {
+                    Some(s) if !s.is_null() => new["status"] = s,
+                    _ => {
+                        new.as_object_mut().map(|o| o.remove("status"));
+                    }
+                }
+                if matches!(mf, ManagedFieldsMode::Keep) {
+                    meta_mut(&mut new).insert("managedFields".into(), mf_keep);
+                }
+            } else if rt.has_status {
+                match old.get("status") {
+                    Some(s) => new["status"] = s.clone(),
+                    None => {
+                        new.as_object_mut().map(|o| o.remove("status"));
+                    }
+                }
+            }
+            let old_meta = old["metadata"].as_object().cloned().unwrap_or_default();
+            let m = meta_mut(&mut new);
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
+                match old_meta.get(f) {
+                    Some(v) => {
+                        m.insert(f.into(), v.clone());
+                    }
+                    None => {
+                        m.remove(f);
+                    }
+                }
+            }
+            if !old["metadata"]["deletionTimestamp"].is_null() {
+                let before = finalizers(old);
+                if let Some(added) = finalizers(&new).into_iter().find(|f| !before.contains(f)) {
+                    return Err(ApiError::invalid(
+                        &rt.group,
+                        &rt.kind,
+                        name,
+                        vec![(
+                            "metadata.finalizers".into(),
+                            format!("Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers [\"{added}\"]"),
+                        )],
+                    ));
+                }
+            }
+        } else {
+            if rt.has_status {
+                new.as_object_mut().map(|o| o.remove("status"));
+            }
+            let m = meta_mut(&mut new);
+            m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            m.insert("creationTimestamp".into(), json!(now));
+            m.remove("deletionTimestamp");
+            m.remove("deletionGracePeriodSeconds");
+            if rt.tracks_generation {
+                m.insert("generation".into(), json!(1));
+            } else {
+                m.remove("generation");
+            }
+        }
+        new["apiVersion"] = json!(ctx.api_version());
+        new["kind"] = json!(rt.kind);
+        {
+            let m = meta_mut(&mut new);
+            m.insert("name".into(), json!(name));
+            if rt.namespaced {
+                m.insert("namespace".into(), json!(ns));
+            } else {
+                m.remove("namespace");
+            }
+            m.remove("resourceVersion");
+            m.remove("selfLink");
+            if matches!(mf, ManagedFieldsMode::Update) {
+                m.remove("managedFields");
+            }
+        }
+
+        validation::prepare(&rt, old.as_ref(), &mut new)?;
+        self.server_status(&rt, old.as_ref(), &mut new, &now)?;
+
+        if rt.tracks_generation {
+            if let Some(old) = &old {
+                if generation_relevant(old) != generation_relevant(&new) {
+                    let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                    meta_mut(&mut new).insert("generation".into(), json!(g));
+                }
+            }
+        }
+        if matches!(mf, ManagedFieldsMode::Update) {
+            if let Some(old) = &old {
+                if let Some(m) = old["metadata"].get("managedFields") {
+                    meta_mut(&mut new).insert("managedFields".into(), m.clone());
+                }
+            }
+            fields::record_update(
+                old.as_ref(),
+                &mut new,
+                &ctx.manager,
+                &ctx.api_version(),
+                scope,
+                &now,
+            );
+        }
+
+        if let Some(old) = &old {
+            if same_content(old, &new) {
+                return Ok(old.clone());
+            }
+        }
+        if ctx.dry_run {
+            if let Some(old) = &old {
+                meta_mut(&mut new).insert(
+                    "resourceVersion".into(),
+                    old["metadata"]["resourceVersion"].clone(),
+                );
+            }
+            return Ok(new);
+        }
+        if let Some(old) = &old {
+            if !old["metadata"]["deletionTimestamp"].is_null() && finalizers(&new).is_empty() {
+                // Last finalizer gone: the deletion completes now.
+                let uid = meta_str(&new, "uid").to_string();
+                let policy = self
+                    .pending_policy
+                    .get(&uid)
+                    .copied()
+                    .unwrap_or(Propagation::Background);
+                return Ok(self.remove_now(&res, key, Some(new), policy));
+            }
+        }
+        let obj = self.commit(&res, key, new, old.clone());
+        if res == crd_key() {
+            let crt = crd_resource_type(&obj)?;
+            self.registry.register_crd(crt);
+        }
+        Ok(obj)
+    }
+
+    /// Status fields the server itself maintains (namespace phase, CRD conditions).
+    fn server_status(
+        &self,
+        rt: &ResourceType,
+        old: Option<&Value>,
+        new: &mut Value,
+        now: &str,
+    ) -> ApiResult<()> {
+        if rt.key() == namespaces_key() && new["status"]["phase"].is_null() {
+            new["status"] = json!({"phase": "Active"});
+        }
+        if rt.key() == crd_key() {
+            let crt = crd_resource_type(new)?;
+            let spec_names = new["spec"]["names"].clone();
+            let mut accepted = spec_names.clone();
+            accepted["singular"] = json!(crt.singular);
+            accepted["listKind"] = json!(crt.list_kind);
+            let storage: Vec<String> = new["spec"]["versions"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|v| v["storage"] == json!(true))
+                        .filter_map(|v| v["name"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut stored: Vec<String> = old
+                .and_then(|o| o["status"]["storedVersions"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect();
+            for s in storage {
+                if !stored.contains(&s) {
+                    stored.push(s);
+                }
+            }
+            let since = old
+                .and_then(|o| o["status"]["conditions"][0]["lastTransitionTime"].as_str())
+                .unwrap_or(now)
+                .to_string();
+            new["status"] = json!({
+                "acceptedNames": accepted,
+                "storedVersions": stored,
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                     "message": "no conflicts found", "lastTransitionTime": since},
+                    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                     "message": "the initial names have been accepted", "lastTransitionTime": since},
+                ],
+            });
+        }
+        Ok(())
+    }
+
+    pub fn delete(
+        &mut self,
+        ctx: &WriteCtx,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<DeleteOutcome> {
+        let old = self.current(ctx, ns, name)?;
+        if let Some(uid) = &opts.precondition_uid {
+            if uid != meta_str(&old, "uid") {
+                return Err(ApiError::conflict(
+                    &ctx.rt.group,
+                    &ctx.rt.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&old, "uid")
+                    ),
+                ));
+            }
+        }
+        if let Some(rv) = &opts.precondition_rv {
+            if rv != meta_str(&old, "resourceVersion") {
+                return Err(ApiError::conflict(
+                    &ctx.rt.group,
+                    &ctx.rt.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        meta_str(&old, "resourceVersion")
+                    ),
+                ));
+            }
+        }
+        let policy = opts.propagation.unwrap_or(Propagation::Background);
+        let has_finalizers = !finalizers(&old).is_empty();
+        let is_namespace = ctx.rt.key() == namespaces_key();
+        if opts.dry_run {
+            return Ok(if has_finalizers || is_namespace {
+                DeleteOutcome::Pending(old)
+            } else {
+                DeleteOutcome::Deleted(old)
+            });
+        }
+        let res = ctx.rt.key();
+        let key = Self::obj_key(&ctx.rt, ns, name);
+        if is_namespace {
+            return Ok(self.delete_namespace(name));
+        }
+        if has_finalizers {
+            return Ok(DeleteOutcome::Pending(self.mark_deleting(&res, &key, policy)));
+        }
+        Ok(DeleteOutcome::Deleted(self.remove_now(&res, key, None, policy)))
+    }
+
+    /// Sets `deletionTimestamp` (once) on an object held by finalizers.
+    fn mark_deleting(&mut self, res: &ResKey, key: &ObjKey, policy: Propagation) -> Value {
+        let old = self.objects[res][key].clone();
+        if !old["metadata"]["deletionTimestamp"].is_null() {
+            return old;
+        }
+        let mut new = old.clone();
+        let m = meta_mut(&mut new);
+        m.insert("deletionTimestamp".into(), json!(now()));
+        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        self.pending_policy
+            .insert(meta_str(&new, "uid").to_string(), policy);
+        self.commit(res, key.clone(), new, Some(old))
+    }
+
+    /// The namespace controller's work, done at once: contents are deleted (those with
+    /// finalizers get a deletionTimestamp and hold the namespace in `Terminating`).
+    fn delete_namespace(&mut self, name: &str) -> DeleteOutcome {
+        let ns_res = namespaces_key();
+        let ns_key = (String::new(), name.to_string());
+        let mut ns_obj = self.objects[&ns_res][&ns_key].clone();
+        if ns_obj["metadata"]["deletionTimestamp"].is_null() {
+            let prev = ns_obj.clone();
+            meta_mut(&mut ns_obj).insert("deletionTimestamp".into(), json!(now()));
+            ns_obj["status"] = json!({"phase": "Terminating"});
+            ns_obj = self.commit(&ns_res, ns_key.clone(), ns_obj, Some(prev));
+        }
+        let contents: Vec<(ResKey, ObjKey, bool)> = self
+            .objects
+            .iter()
+            .flat_map(|(res, objs)| {
+                objs.iter()
+                    .filter(|((n, _), _)| n == name)
+                    .map(|(k, v)| (res.clone(), k.clone(), !finalizers(v).is_empty()))
+            })
+            .collect();
+        for (res, key, held) in contents {
+            if !self.objects.get(&res).is_some_and(|m| m.contains_key(&key)) {
+                continue;
+            }
+            if held {
+                self.mark_deleting(&res, &key, Propagation::Background);
+            } else {
+                self.remove_now(&res, key, None, Propagation::Background);
+            }
+        }
+        if self.namespace_empty(name) && finalizers(&ns_obj).is_empty() {
+            DeleteOutcome::Deleted(self.remove_now(&ns_res, ns_key, None, Propagation::Background))
+        } else {
+            DeleteOutcome::Pending(self.objects[&ns_res][&ns_key].clone())
+        }
+    }
+
+    fn namespace_empty(&self, ns: &str) -> bool {
+        !self
+            .objects
+            .values()
+            .any(|objs| objs.keys().any(|(n, _)| n == ns))
+    }
+
+    fn uid_exists(&self, uid: &str) -> bool {
+        self.objects
+            .values()
+            .any(|objs| objs.values().any(|o| meta_str(o, "uid") == uid))
+    }
+
+    /// Removes an object now and runs the garbage collector's consequences: dependents (by
+    /// owner uid) are deleted (or, with `Orphan`, released), a CRD's objects go with it, and a
+    /// terminating namespace that became empty goes too. Returns the last state of the object.
+    fn remove_now(
+        &mut self,
+        res: &ResKey,
+        key: ObjKey,
+        last: Option<Value>,
+        policy: Propagation,
+    ) -> Value {
+        let mut queue: VecDeque<(ResKey, ObjKey, Option<Value>, Propagation)> = VecDeque::new();
+        queue.push_back((res.clone(), key, last, policy));
+        let mut first: Option<Value> = None;
+        while let Some((res, key, last, policy)) = queue.pop_front() {
+            let Some(stored) = self.objects.get_mut(&res).and_then(|m| m.remove(&key)) else {
+                continue;
+            };
+            let mut obj = last.unwrap_or_else(|| stored.clone());
+            self.rv += 1;
+            meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
+            self.publish(StoredEvent {
+                rv: self.rv,
+                res: res.clone(),
+                etype: EventType::Deleted,
+                object: obj.clone(),
+                prev: Some(stored),
+            });
+            let uid = meta_str(&obj, "uid").to_string();
+            self.pending_policy.remove(&uid);
+            if first.is_none() {
+                first = Some(obj.clone());
+            }
+            if res == crd_key() {
+                if let Ok(crt) = crd_resource_type(&obj) {
+                    let ckey = crt.key();
+                    let keys: Vec<ObjKey> = self
+                        .objects
+                        .get(&ckey)
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default();
+                    for k in keys {
+                        queue.push_back((ckey.clone(), k, None, Propagation::Background));
+                    }
+                    self.registry.unregister(&crt.group, &crt.plural);
+                }
+            }
+            self.collect_dependents(&uid, policy, &mut queue);
+            if !key.0.is_empty() {
+                let ns_key = (String::new(), key.0.clone());
+                let terminating = self
+                    .objects
+                    .get(&namespaces_key())
+                    .and_then(|m| m.get(&ns_key))
+                    .is_some_and(|n| !n["metadata"]["deletionTimestamp"].is_null());
+                if terminating
+                    && self.namespace_empty(&key.0)
+                    && !queue.iter().any(|(_, k, _, _)| k.0 == key.0)
+                {
+                    queue.push_back((namespaces_key(), ns_key, None, Propagation::Background));
+                }
+            }
+        }
+        first.unwrap_or(Value::Null)
+    }
+
+    /// Dependents of a removed owner: released (ownerReference stripped) when orphaned or when
+    /// other owners still exist, otherwise deleted (queued, or marked when finalizers hold them).
+    fn collect_dependents(
+        &mut self,
+        owner_uid: &str,
+        policy: Propagation,
+        queue: &mut VecDeque<(ResKey, ObjKey, Option<Value>, Propagation)>,
+    ) {
+        let dependents: Vec<(ResKey, ObjKey, Value)> = self
+            .objects
+            .iter()
+            .flat_map(|(res, objs)| {
+                objs.iter()
+                    .filter(|(_, o)| {
+                        o["metadata"]["ownerReferences"]
+                            .as_array()
+                            .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
+                    })
+                    .map(|(k, o)| (res.clone(), k.clone(), o.clone()))
+            })
+            .collect();
+        for (res, key, obj) in dependents {
+            let refs = obj["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let remaining: Vec<Value> = refs
+                .iter()
+                .filter(|r| r["uid"] != owner_uid)
+                .cloned()
+                .collect();
+            let other_owner_alive = remaining
+                .iter()
+                .any(|r| self.uid_exists(r["uid"].as_str().unwrap_or_default()));
+            if policy == Propagation::Orphan || other_owner_alive {
+                let mut new = obj.clone();
+                let m = meta_mut(&mut new);
+                if remaining.is_empty() {
+                    m.remove("ownerReferences");
+                } else {
+                    m.insert("ownerReferences".into(), Value::Array(remaining));
+                }
+                self.commit(&res, key, new, Some(obj));
+            } else if !finalizers(&obj).is_empty() {
+                self.mark_deleting(&res, &key, Propagation::Background);
+            } else {
+                queue.push_back((res, key, None, Propagation::Background));
+            }
+        }
+    }
+}
