@@ -212,7 +212,7 @@ macro_rules! client {
 }
 
 impl AwsClients {
-    fn new(
+    pub(crate) fn new(
         identity: &Identity,
         metrics: Metrics,
         options: &SourceOptions,

@@ -157,3 +157,5 @@ pub use aws::{AwsSource, SourceOptions, Sources};
 pub use cache::Cached;
 pub use identity::{Identity, StaticKeys};
 pub use memory::MemorySource;
+#[cfg(test)]
+mod moto_tests;
