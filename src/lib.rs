@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod controller;
 pub mod metrics;
+pub mod server;
 pub mod source;
 pub mod sync;

@@ -4,7 +4,16 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// `ExternalSecret`, `SecretStore` or `ClusterSecretStore`.
+    pub kind: String,
+    /// The status reason: `SecretSynced`, `SecretNotFound`, `AccessDenied`, ...
+    pub reason: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AwsRequestLabels {
@@ -17,9 +26,23 @@ pub struct AwsRequestLabels {
 }
 
 /// The metrics every part of the operator writes to. Cheap to clone (shared counters).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Metrics {
     pub aws_requests: Family<AwsRequestLabels, Counter>,
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    pub reconcile_seconds: Family<ReconcileLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            aws_requests: Family::default(),
+            reconciles: Family::default(),
+            reconcile_seconds: Family::new_with_constructor(|| {
+                Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            }),
+        }
+    }
 }
 
 impl Metrics {
@@ -31,7 +54,28 @@ impl Metrics {
             "AWS API calls by service, operation and outcome",
             m.aws_requests.clone(),
         );
+        registry.register(
+            "arnsync_reconciles",
+            "Reconciles by kind and resulting status reason",
+            m.reconciles.clone(),
+        );
+        registry.register(
+            "arnsync_reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            m.reconcile_seconds.clone(),
+        );
         m
+    }
+
+    pub fn reconcile(&self, kind: &str, reason: &str, took: std::time::Duration) {
+        let labels = ReconcileLabels {
+            kind: kind.to_string(),
+            reason: reason.to_string(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
     }
 
     pub fn aws_request(

@@ -1,0 +1,399 @@
+//! The ExternalSecret reconciler: resolve the store → read through the source layer → plan →
+//! apply the Secret → write status and events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::error::{Error, SyncError};
+use super::{store, Context, FIELD_MANAGER};
+use crate::api::{
+    parse_duration, set_condition, Condition, ConditionStatus, ExternalSecret,
+    ExternalSecretStatus, RemoteRef, Service,
+};
+use crate::source::{ErrorKind, Fetch, Find, Selector, Source, SourceError};
+use crate::sync::{self, data_hash, Action as PlanAction, Fetched, Plan, PlanInput};
+
+/// What a successful sync leaves behind for the status.
+struct Synced {
+    plan: Plan,
+    read: bool,
+}
+
+pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    if es.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let who = format!(
+        "ExternalSecret {}/{}",
+        es.namespace().unwrap_or_default(),
+        es.name_any()
+    );
+    let refresh = parse_duration(&es.spec.refresh_interval)
+        .map_err(|e| SyncError::InvalidSpec(format!("{who}: spec.refreshInterval: {e}")));
+    let outcome = match refresh {
+        Ok(refresh) => sync(&es, &ctx, refresh).await.map(|s| (s, refresh)),
+        Err(e) => Err(e),
+    };
+    let key = es.uid().unwrap_or_default();
+    let now = Utc::now();
+    let action = match &outcome {
+        Ok((synced, refresh)) => {
+            ctx.forget_failures(&key);
+            if synced.plan.gone.is_some() {
+                Action::requeue(ctx.backoff(&key))
+            } else if refresh.is_zero() {
+                Action::await_change()
+            } else {
+                Action::requeue(jitter(*refresh))
+            }
+        }
+        Err(_) => Action::requeue(ctx.backoff(&key)),
+    };
+    let (status, ready) = next_status(&es, &outcome.as_ref().map(|(s, _)| s), now);
+    write_status(&es, &ctx, status, ready, &who).await?;
+    let reason = match &outcome {
+        Ok((s, _)) => s
+            .plan
+            .gone
+            .as_ref()
+            .map(|g| g.0.as_str())
+            .unwrap_or("SecretSynced"),
+        Err(e) => e.reason(),
+    };
+    let read = matches!(&outcome, Ok((s, _)) if s.read);
+    ctx.metrics
+        .reconcile("ExternalSecret", reason, started.elapsed());
+    tracing::info!(
+        object = %who,
+        reason,
+        read_aws = read,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "reconciled"
+    );
+    Ok(action)
+}
+
+pub fn error_policy(es: Arc<ExternalSecret>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(object = %es.name_any(), error = %err, "reconcile failed");
+    Action::requeue(ctx.backoff(&es.uid().unwrap_or_default()))
+}
+
+/// Adds up to ±10% so that ExternalSecrets created together do not refresh together.
+fn jitter(d: Duration) -> Duration {
+    let f: f64 = rand::random_range(0.9..1.1);
+    d.mul_f64(f)
+}
+
+async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<Synced, SyncError> {
+    let ns = es.namespace().unwrap_or_default();
+    let who = format!("ExternalSecret {ns}/{}", es.name_any());
+    let target = es.target_name();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = secrets
+        .get_opt(&target)
+        .await
+        .map_err(|source| SyncError::Kube {
+            who: who.clone(),
+            source,
+        })?;
+    let store = store::resolve_for(&ctx.client, es).await?;
+
+    if let Some(plan) = up_to_date(es, existing.as_ref(), refresh, &store, ctx) {
+        return Ok(Synced { plan, read: false });
+    }
+
+    let source = ctx.sources.source(&store.identity);
+    let data = join_all(
+        es.spec
+            .data
+            .iter()
+            .map(|d| get(source.as_ref(), &d.remote_ref)),
+    );
+    let data_from = join_all(es.spec.data_from.iter().map(|d| async {
+        match (&d.extract, &d.find) {
+            (Some(r), _) => get(source.as_ref(), r).await,
+            (None, Some(f)) => {
+                let find = match f.service() {
+                    Service::ParameterStore => Find::ParameterPath {
+                        path: f.path.clone().unwrap_or_default(),
+                        recursive: f.recursive,
+                    },
+                    Service::SecretsManager => Find::Secrets {
+                        name_regexp: f.name.as_ref().map(|n| n.regexp.clone()),
+                        tags: f.tags.clone(),
+                    },
+                };
+                source.find(&find).await.map(Fetched::Many)
+            }
+            (None, None) => Err(SourceError {
+                kind: ErrorKind::InvalidRequest,
+                service: Service::SecretsManager,
+                operation: "-",
+                key: String::new(),
+                code: "InvalidSpec".into(),
+                message: "dataFrom entry has neither extract nor find".into(),
+            }),
+        }
+    }));
+    let (data, data_from) = futures::join!(data, data_from);
+    let data = data
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| SyncError::Source {
+            who: who.clone(),
+            source,
+        })?;
+    let data_from = data_from
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| SyncError::Source {
+            who: who.clone(),
+            source,
+        })?;
+
+    let plan = sync::plan(PlanInput {
+        es,
+        data,
+        data_from,
+        existing: existing.as_ref(),
+    })?;
+    match &plan.action {
+        PlanAction::Apply {
+            secret,
+            changed: true,
+        } => {
+            secrets
+                .patch(
+                    &target,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(secret_apply_body(secret)),
+                )
+                .await
+                .map_err(|source| SyncError::Kube {
+                    who: who.clone(),
+                    source,
+                })?;
+            tracing::info!(object = %who, secret = %target, "wrote Secret");
+        }
+        PlanAction::Delete => {
+            match secrets.delete(&target, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(ref s)) if s.code == 404 => {}
+                Err(source) => {
+                    return Err(SyncError::Kube {
+                        who: who.clone(),
+                        source,
+                    })
+                }
+            }
+            tracing::info!(object = %who, secret = %target, "deleted Secret (deletionPolicy Delete)");
+        }
+        PlanAction::Apply { changed: false, .. } | PlanAction::Keep => {}
+    }
+    ctx.remember_sync(es, &store);
+    Ok(Synced { plan, read: true })
+}
+
+/// One value; a remote that does not exist (or is scheduled for deletion) is `Gone`, so that
+/// `plan` applies the deletion policy; any other error stops the sync and keeps the Secret.
+async fn get(source: &dyn Source, r: &RemoteRef) -> Result<Fetched, SourceError> {
+    let service = r.service();
+    let selector = match service {
+        Service::SecretsManager => match &r.version_id {
+            Some(id) => Selector::VersionId(id.clone()),
+            None => Selector::Stage(
+                r.version_stage
+                    .clone()
+                    .unwrap_or_else(|| "AWSCURRENT".into()),
+            ),
+        },
+        Service::ParameterStore => match &r.version {
+            Some(v) => Selector::ParameterVersion(v.clone()),
+            None => Selector::Latest,
+        },
+    };
+    let fetch = Fetch {
+        service,
+        key: r.key.clone(),
+        selector,
+    };
+    match source.get(&fetch).await {
+        Ok(v) => Ok(Fetched::One(v)),
+        Err(e) if is_gone(&e) => Ok(Fetched::Gone(e)),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_gone(e: &SourceError) -> bool {
+    e.kind == ErrorKind::NotFound
+        || (e.kind == ErrorKind::InvalidRequest && e.message.contains("marked for deletion"))
+}
+
+/// A sync that needs no AWS read: same generation and store as the last successful read, not
+/// yet due for refresh, and the Secret still holds exactly what was written.
+fn up_to_date(
+    es: &ExternalSecret,
+    existing: Option<&Secret>,
+    refresh: Duration,
+    store: &store::ResolvedStore,
+    ctx: &Context,
+) -> Option<Plan> {
+    let status = es.status.as_ref()?;
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
+    if !ready || status.observed_generation != es.metadata.generation {
+        return None;
+    }
+    if !ctx.same_inputs(es, store) {
+        return None;
+    }
+    let refreshed: DateTime<Utc> = status.refresh_time.as_deref()?.parse().ok()?;
+    let age = Utc::now()
+        .signed_duration_since(refreshed)
+        .to_std()
+        .unwrap_or_default();
+    if !refresh.is_zero() && age >= refresh {
+        return None;
+    }
+    let hash = status.data_hash.as_ref()?;
+    let secret = existing?;
+    let current: std::collections::BTreeMap<String, Vec<u8>> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    let annotated = secret
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(sync::HASH_ANNOTATION));
+    // Merge targets hold other keys too, so compare only the annotation there.
+    let intact = annotated == Some(hash)
+        && (es.spec.target.creation_policy == crate::api::CreationPolicy::Merge
+            || &data_hash(&current) == hash);
+    intact.then(|| Plan {
+        action: PlanAction::Keep,
+        data_hash: Some(hash.clone()),
+        sources: status.sources.clone(),
+        gone: None,
+    })
+}
+
+/// The apply body: only the fields arnsync owns.
+fn secret_apply_body(secret: &Secret) -> serde_json::Value {
+    let mut body = serde_json::to_value(secret).expect("a Secret serializes");
+    body["apiVersion"] = json!("v1");
+    body["kind"] = json!("Secret");
+    body
+}
+
+fn next_status(
+    es: &ExternalSecret,
+    outcome: &Result<&Synced, &SyncError>,
+    now: DateTime<Utc>,
+) -> (ExternalSecretStatus, Condition) {
+    let mut status = es.status.clone().unwrap_or_default();
+    let time = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let who = format!(
+        "ExternalSecret {}/{}",
+        es.namespace().unwrap_or_default(),
+        es.name_any()
+    );
+    let (state, reason, message) = match outcome {
+        Ok(s) => {
+            if s.read {
+                status.refresh_time = Some(time.clone());
+            }
+            status.sources = s.plan.sources.clone();
+            if let Some(h) = &s.plan.data_hash {
+                status.data_hash = Some(h.clone());
+            }
+            if s.plan.action == PlanAction::Delete {
+                status.data_hash = None;
+            }
+            status.target_name = Some(es.target_name());
+            match &s.plan.gone {
+                Some((reason, message)) => {
+                    (ConditionStatus::False, reason.clone(), message.clone())
+                }
+                None => (
+                    ConditionStatus::True,
+                    "SecretSynced".to_string(),
+                    format!("{who}: Secret {} is in sync", es.target_name()),
+                ),
+            }
+        }
+        Err(e) => (
+            ConditionStatus::False,
+            e.reason().to_string(),
+            e.to_string(),
+        ),
+    };
+    let ready = Condition {
+        type_: "Ready".into(),
+        status: state,
+        reason,
+        message,
+        last_transition_time: time,
+        observed_generation: es.metadata.generation,
+    };
+    set_condition(&mut status.conditions, ready.clone());
+    status.observed_generation = es.metadata.generation;
+    (status, ready)
+}
+
+async fn write_status(
+    es: &ExternalSecret,
+    ctx: &Context,
+    status: ExternalSecretStatus,
+    ready: Condition,
+    who: &str,
+) -> Result<(), Error> {
+    let previous = es
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    let transition = previous.is_none_or(|p| p.status != ready.status || p.reason != ready.reason);
+    if es.status.as_ref() != Some(&status) {
+        let api: Api<ExternalSecret> =
+            Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
+        let body = json!({
+            "apiVersion": ExternalSecret::api_version(&()),
+            "kind": ExternalSecret::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &es.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .map_err(|source| Error::Status {
+            who: who.to_string(),
+            source,
+        })?;
+    }
+    if transition {
+        let type_ = if ready.status == ConditionStatus::True {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(es, type_, &ready.reason, &ready.message, "Sync")
+            .await;
+    }
+    Ok(())
+}

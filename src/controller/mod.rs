@@ -1,0 +1,239 @@
+//! Kubernetes I/O: the reconcilers, their shared context, and the wiring of watches.
+
+mod error;
+pub mod external_secret;
+pub mod store;
+mod store_status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client, Resource, ResourceExt};
+
+pub use error::{Error, SyncError};
+
+use crate::api::{ClusterSecretStore, ExternalSecret, SecretStore, StoreKind};
+use crate::metrics::Metrics;
+use crate::source::Sources;
+use crate::sync::{MANAGED_LABEL, OWNER_ANNOTATION};
+
+/// The field manager of every write arnsync makes.
+pub const FIELD_MANAGER: &str = "arnsync";
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub sources: Sources,
+    pub metrics: Metrics,
+    recorder: Recorder,
+    /// Consecutive failures per object uid, for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Per ExternalSecret uid: the store (uid, generation) of its last read, so that a store
+    /// change is applied at once while an operator restart does not re-read everything.
+    last_inputs: Mutex<HashMap<String, (String, i64)>>,
+}
+
+impl Context {
+    pub fn new(client: Client, sources: Sources, metrics: Metrics) -> Context {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "arnsync".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        Context {
+            client,
+            sources,
+            metrics,
+            recorder,
+            failures: Mutex::default(),
+            last_inputs: Mutex::default(),
+        }
+    }
+
+    /// Exponential backoff with jitter: 2s, 4s, 8s … capped at 5 minutes.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut f = self.failures.lock().expect("failures lock");
+        let n = f.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let base = Duration::from_secs(2).saturating_mul(1 << (*n - 1).min(8));
+        let capped = base.min(Duration::from_secs(300));
+        capped.mul_f64(rand::random_range(0.8..1.2))
+    }
+
+    pub fn forget_failures(&self, key: &str) {
+        self.failures.lock().expect("failures lock").remove(key);
+    }
+
+    fn remember_sync(&self, es: &ExternalSecret, store: &store::ResolvedStore) {
+        self.last_inputs
+            .lock()
+            .expect("inputs lock")
+            .insert(es.uid().unwrap_or_default(), store.version.clone());
+    }
+
+    /// False when this process read for `es` with another store version.
+    fn same_inputs(&self, es: &ExternalSecret, store: &store::ResolvedStore) -> bool {
+        self.last_inputs
+            .lock()
+            .expect("inputs lock")
+            .get(&es.uid().unwrap_or_default())
+            .is_none_or(|v| *v == store.version)
+    }
+
+    /// Publishes an event; a failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+        action: &str,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(truncate(note, 1024)),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "could not publish event");
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    #[allow(clippy::type_complexity)]
+    let (es_api, store_api, secret_api): (
+        Api<ExternalSecret>,
+        Api<SecretStore>,
+        Api<PartialObjectMeta<Secret>>,
+    ) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
+    let cluster_store_api: Api<ClusterSecretStore> = Api::all(client.clone());
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+
+    let es_controller = Controller::new(es_api, watcher::Config::default());
+    let es_cache = es_controller.store();
+    // Metadata only: arnsync never keeps Secret values in memory between reconciles.
+    let owned_secrets = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
+    let cache_for_stores = es_cache.clone();
+    let cache_for_cluster_stores = es_cache.clone();
+    let es_run = es_controller
+        .watches(
+            secret_api,
+            owned_secrets,
+            |meta: PartialObjectMeta<Secret>| {
+                let owner = meta.annotations().get(OWNER_ANNOTATION).cloned();
+                let ns = meta.namespace();
+                owner.and_then(|name: String| {
+                    ns.map(|ns: String| ObjectRef::<ExternalSecret>::new(&name).within(&ns))
+                })
+            },
+        )
+        .watches(
+            store_api.clone(),
+            watcher::Config::default(),
+            move |store: SecretStore| {
+                users_of(
+                    &cache_for_stores,
+                    StoreKind::SecretStore,
+                    &store.name_any(),
+                    store.namespace(),
+                )
+            },
+        )
+        .watches(
+            cluster_store_api.clone(),
+            watcher::Config::default(),
+            move |store: ClusterSecretStore| {
+                users_of(
+                    &cache_for_cluster_stores,
+                    StoreKind::ClusterSecretStore,
+                    &store.name_any(),
+                    None,
+                )
+            },
+        )
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            external_secret::reconcile,
+            external_secret::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
+
+    let store_run = Controller::new(store_api, watcher::Config::default())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            store_status::reconcile_store,
+            store_status::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
+    let cluster_store_run = Controller::new(cluster_store_api, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(
+            store_status::reconcile_cluster_store,
+            store_status::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
+
+    tokio::join!(es_run, store_run, cluster_store_run);
+}
+
+/// The ExternalSecrets (from the controller's cache) that use a store.
+fn users_of(
+    cache: &kube::runtime::reflector::Store<ExternalSecret>,
+    kind: StoreKind,
+    name: &str,
+    namespace: Option<String>,
+) -> Vec<ObjectRef<ExternalSecret>> {
+    cache
+        .state()
+        .iter()
+        .filter(|es| {
+            es.spec.secret_store_ref.kind == kind
+                && es.spec.secret_store_ref.name == name
+                && (namespace.is_none() || es.namespace() == namespace)
+        })
+        .map(|es| ObjectRef::from_obj(es.as_ref()))
+        .collect()
+}

@@ -1,0 +1,284 @@
+//! Store resolution: which store an ExternalSecret may use, and the identity it reads as.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{Api, Client, ResourceExt};
+
+use super::error::SyncError;
+use crate::api::{
+    AwsSettings, ClusterSecretStore, ClusterStoreCondition, ExternalSecret, SecretKeySelector,
+    SecretStore, StoreKind,
+};
+use crate::source::{Identity, StaticKeys};
+
+/// The store an ExternalSecret resolved to.
+#[derive(Debug, Clone)]
+pub struct ResolvedStore {
+    /// `SecretStore app/aws` or `ClusterSecretStore aws`.
+    pub display: String,
+    /// uid and generation: a change means the ExternalSecret must read again.
+    pub version: (String, i64),
+    pub identity: Identity,
+}
+
+fn kube_err(who: &str) -> impl FnOnce(kube::Error) -> SyncError + '_ {
+    move |source| SyncError::Kube {
+        who: who.to_string(),
+        source,
+    }
+}
+
+/// Finds the store `es` names, checks that `es` may use it, and reads its credentials.
+pub async fn resolve_for(client: &Client, es: &ExternalSecret) -> Result<ResolvedStore, SyncError> {
+    let ns = es.namespace().unwrap_or_default();
+    let who = format!("ExternalSecret {ns}/{}", es.name_any());
+    let r = &es.spec.secret_store_ref;
+    match r.kind {
+        StoreKind::SecretStore => {
+            let store = Api::<SecretStore>::namespaced(client.clone(), &ns)
+                .get_opt(&r.name)
+                .await
+                .map_err(kube_err(&who))?
+                .ok_or_else(|| {
+                    SyncError::StoreNotFound(format!(
+                        "{who}: SecretStore {ns}/{} does not exist; create it or fix spec.secretStoreRef (an ExternalSecret may only use a SecretStore of its own namespace, or a ClusterSecretStore with kind: ClusterSecretStore)",
+                        r.name
+                    ))
+                })?;
+            resolve_secret_store(client, &store).await
+        }
+        StoreKind::ClusterSecretStore => {
+            let store = Api::<ClusterSecretStore>::all(client.clone())
+                .get_opt(&r.name)
+                .await
+                .map_err(kube_err(&who))?
+                .ok_or_else(|| {
+                    SyncError::StoreNotFound(format!(
+                        "{who}: ClusterSecretStore {} does not exist; create it or fix spec.secretStoreRef",
+                        r.name
+                    ))
+                })?;
+            let namespace = Api::<Namespace>::all(client.clone())
+                .get_opt(&ns)
+                .await
+                .map_err(kube_err(&who))?;
+            let labels = namespace.map(|n| n.labels().clone()).unwrap_or_default();
+            if !admits(&store.spec.conditions, &ns, &labels) {
+                return Err(SyncError::StoreNotAllowed(format!(
+                    "{who}: ClusterSecretStore {} does not admit namespace {ns}; add the namespace (or a matching namespaceSelector) to its spec.conditions",
+                    r.name
+                )));
+            }
+            resolve_cluster_store(client, &store).await
+        }
+    }
+}
+
+pub async fn resolve_secret_store(
+    client: &Client,
+    store: &SecretStore,
+) -> Result<ResolvedStore, SyncError> {
+    let ns = store.namespace().unwrap_or_default();
+    let display = format!("SecretStore {ns}/{}", store.name_any());
+    let settings = store.spec.aws();
+    let keys = read_keys(client, &display, &settings, Some(&ns)).await?;
+    Ok(ResolvedStore {
+        version: (
+            store.uid().unwrap_or_default(),
+            store.metadata.generation.unwrap_or_default(),
+        ),
+        identity: Identity::from_settings(&settings, keys),
+        display,
+    })
+}
+
+pub async fn resolve_cluster_store(
+    client: &Client,
+    store: &ClusterSecretStore,
+) -> Result<ResolvedStore, SyncError> {
+    let display = format!("ClusterSecretStore {}", store.name_any());
+    let settings = store.spec.aws();
+    let keys = read_keys(client, &display, &settings, None).await?;
+    Ok(ResolvedStore {
+        version: (
+            store.uid().unwrap_or_default(),
+            store.metadata.generation.unwrap_or_default(),
+        ),
+        identity: Identity::from_settings(&settings, keys),
+        display,
+    })
+}
+
+/// Reads static keys. `own_namespace` is the SecretStore's namespace: it may read only there.
+/// For a ClusterSecretStore (`None`) every reference must name its namespace.
+async fn read_keys(
+    client: &Client,
+    display: &str,
+    settings: &AwsSettings,
+    own_namespace: Option<&str>,
+) -> Result<Option<StaticKeys>, SyncError> {
+    let Some(auth) = &settings.auth else {
+        return Ok(None);
+    };
+    let read = |field: &'static str, sel: SecretKeySelector| async move {
+        let ns = match (own_namespace, sel.namespace.as_deref()) {
+            (Some(own), None) => own.to_string(),
+            (Some(own), Some(other)) if other == own => own.to_string(),
+            (Some(_), Some(other)) => {
+                return Err(SyncError::StoreNotAllowed(format!(
+                    "{display}: {field} names namespace {other}; a SecretStore may only read credentials from its own namespace: use a ClusterSecretStore"
+                )))
+            }
+            (None, Some(ns)) => ns.to_string(),
+            (None, None) => {
+                return Err(SyncError::InvalidSpec(format!(
+                    "{display}: {field}.namespace is required on a ClusterSecretStore"
+                )))
+            }
+        };
+        let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+            .get_opt(&sel.name)
+            .await
+            .map_err(|source| SyncError::Kube {
+                who: display.to_string(),
+                source,
+            })?
+            .ok_or_else(|| {
+                SyncError::StoreNotReady(format!(
+                    "{display}: {field}: Secret {ns}/{} does not exist; create it with key {:?}",
+                    sel.name, sel.key
+                ))
+            })?;
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&sel.key))
+            .map(|b| b.0.clone())
+            .ok_or_else(|| {
+                SyncError::StoreNotReady(format!(
+                    "{display}: {field}: Secret {ns}/{} has no key {:?}",
+                    sel.name, sel.key
+                ))
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            SyncError::StoreNotReady(format!(
+                "{display}: {field}: key {:?} of Secret {ns}/{} is not UTF-8 text",
+                sel.key, sel.name
+            ))
+        })?;
+        Ok(text.trim().to_string())
+    };
+    let access_key_id = read(
+        "auth.secretRef.accessKeyIDSecretRef",
+        auth.access_key_id_secret_ref.clone(),
+    )
+    .await?;
+    let secret_access_key = read(
+        "auth.secretRef.secretAccessKeySecretRef",
+        auth.secret_access_key_secret_ref.clone(),
+    )
+    .await?;
+    let session_token = match auth.session_token_secret_ref.clone() {
+        Some(sel) => Some(read("auth.secretRef.sessionTokenSecretRef", sel).await?),
+        None => None,
+    };
+    Ok(Some(StaticKeys {
+        access_key_id,
+        secret_access_key,
+        session_token,
+    }))
+}
+
+/// True when `conditions` admit namespace `ns` with `labels`. No conditions admit everyone.
+pub fn admits(
+    conditions: &[ClusterStoreCondition],
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    conditions.is_empty()
+        || conditions.iter().any(|c| {
+            c.namespaces.iter().any(|n| n == ns)
+                || c.namespace_selector
+                    .as_ref()
+                    .is_some_and(|s| selector_matches(s, labels))
+        })
+}
+
+/// Label selector semantics (matchLabels and matchExpressions: In, NotIn, Exists, DoesNotExist).
+/// An empty selector matches everything, as in Kubernetes.
+pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let labels_ok = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs_ok = sel.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.clone().unwrap_or_default();
+        let have = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => have.is_some_and(|v| values.contains(v)),
+            "NotIn" => have.is_none_or(|v| !values.contains(v)),
+            "Exists" => have.is_some(),
+            "DoesNotExist" => have.is_none(),
+            _ => false,
+        }
+    });
+    labels_ok && exprs_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn conditions_admit_by_name_or_selector_and_empty_admits_all() {
+        assert!(admits(&[], "any", &labels(&[])));
+        let by_name = ClusterStoreCondition {
+            namespaces: vec!["team-a".into()],
+            namespace_selector: None,
+        };
+        assert!(admits(
+            std::slice::from_ref(&by_name),
+            "team-a",
+            &labels(&[])
+        ));
+        assert!(!admits(
+            std::slice::from_ref(&by_name),
+            "team-b",
+            &labels(&[])
+        ));
+        let by_label = ClusterStoreCondition {
+            namespaces: vec![],
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(labels(&[("secrets", "aws")])),
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: "env".into(),
+                    operator: "NotIn".into(),
+                    values: Some(vec!["dev".into()]),
+                }]),
+            }),
+        };
+        let conds = [by_name, by_label];
+        assert!(admits(
+            &conds,
+            "team-b",
+            &labels(&[("secrets", "aws"), ("env", "prod")])
+        ));
+        assert!(!admits(
+            &conds,
+            "team-b",
+            &labels(&[("secrets", "aws"), ("env", "dev")])
+        ));
+        assert!(!admits(&conds, "team-b", &labels(&[("env", "prod")])));
+    }
+}

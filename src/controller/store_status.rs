@@ -1,0 +1,136 @@
+//! Store reconcilers: check that a store's identity works (sts:GetCallerIdentity, the cheapest
+//! call that proves the credentials and role) and report it in status.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::error::{Error, SyncError};
+use super::store::{resolve_cluster_store, resolve_secret_store, ResolvedStore};
+use super::{Context, FIELD_MANAGER};
+use crate::api::{
+    set_condition, ClusterSecretStore, Condition, ConditionStatus, SecretStore, StoreStatus,
+};
+
+/// How often a healthy store is checked again.
+const RECHECK: Duration = Duration::from_secs(600);
+
+pub async fn reconcile_store(store: Arc<SecretStore>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let resolved = resolve_secret_store(&ctx.client, &store).await;
+    let api: Api<SecretStore> =
+        Api::namespaced(ctx.client.clone(), &store.namespace().unwrap_or_default());
+    check(store.as_ref(), &api, store.status.as_ref(), resolved, &ctx).await
+}
+
+pub async fn reconcile_cluster_store(
+    store: Arc<ClusterSecretStore>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let resolved = resolve_cluster_store(&ctx.client, &store).await;
+    let api: Api<ClusterSecretStore> = Api::all(ctx.client.clone());
+    check(store.as_ref(), &api, store.status.as_ref(), resolved, &ctx).await
+}
+
+pub fn error_policy<K: ResourceExt>(store: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(object = %store.name_any(), error = %err, "store reconcile failed");
+    Action::requeue(ctx.backoff(&store.uid().unwrap_or_default()))
+}
+
+async fn check<K>(
+    store: &K,
+    api: &Api<K>,
+    current: Option<&StoreStatus>,
+    resolved: Result<ResolvedStore, SyncError>,
+    ctx: &Context,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let started = Instant::now();
+    let key = store.uid().unwrap_or_default();
+    let outcome = match resolved {
+        Ok(r) => {
+            let display = r.display.clone();
+            ctx.sources
+                .source(&r.identity)
+                .caller_identity()
+                .await
+                .map(|arn| (display.clone(), arn))
+                .map_err(|source| SyncError::Source {
+                    who: display,
+                    source,
+                })
+        }
+        Err(e) => Err(e),
+    };
+    let mut status = current.cloned().unwrap_or_default();
+    let time = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    let (state, reason, message, action) = match &outcome {
+        Ok((display, arn)) => {
+            status.identity = Some(arn.clone());
+            ctx.forget_failures(&key);
+            (
+                ConditionStatus::True,
+                "StoreValid".to_string(),
+                format!("{display}: AWS credentials work (sts:GetCallerIdentity)"),
+                Action::requeue(RECHECK),
+            )
+        }
+        Err(e) => (
+            ConditionStatus::False,
+            e.reason().to_string(),
+            e.to_string(),
+            Action::requeue(ctx.backoff(&key)),
+        ),
+    };
+    let ready = Condition {
+        type_: "Ready".into(),
+        status: state,
+        reason: reason.clone(),
+        message: message.clone(),
+        last_transition_time: time,
+        observed_generation: store.meta().generation,
+    };
+    let previous = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .cloned();
+    set_condition(&mut status.conditions, ready.clone());
+    status.observed_generation = store.meta().generation;
+    if current != Some(&status) {
+        let body = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &store.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .map_err(|source| Error::Status {
+            who: store.name_any(),
+            source,
+        })?;
+    }
+    if previous.is_none_or(|p| p.status != ready.status || p.reason != ready.reason) {
+        let type_ = if ready.status == ConditionStatus::True {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(store, type_, &reason, &message, "Validate").await;
+    }
+    ctx.metrics
+        .reconcile(&K::kind(&()), &reason, started.elapsed());
+    tracing::info!(object = %store.name_any(), kind = %K::kind(&()), reason = %reason, "store checked");
+    Ok(action)
+}
