@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::discovery;
 use crate::faults::{Counters, Faults};
 use crate::fields::Scope;
+use crate::openapi;
 use crate::patch;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -133,6 +134,8 @@ enum Route {
     Group(String),
     GroupVersion(String, String),
     Resource(ResPath),
+    OpenApiV3,
+    OpenApiV3Gv(String, String),
     NotFound,
 }
 
@@ -161,6 +164,9 @@ fn parse_route(path: &str) -> Route {
     };
     match segs.as_slice() {
         ["version"] => Route::Version,
+        ["openapi", "v3"] => Route::OpenApiV3,
+        ["openapi", "v3", "api", "v1"] => Route::OpenApiV3Gv(String::new(), "v1".into()),
+        ["openapi", "v3", "apis", g, v] => Route::OpenApiV3Gv(g.to_string(), v.to_string()),
         ["healthz"] | ["livez"] | ["readyz"] => Route::Health,
         ["api"] => Route::Api,
         ["api", "v1"] => Route::GroupVersion(String::new(), "v1".into()),
@@ -213,6 +219,11 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
             None => error_response(&ApiError::no_route()),
         },
         Route::GroupVersion(g, v) => match discovery::api_resource_list(&reg(), &g, &v) {
+            Some(doc) => json_response(200, &doc),
+            None => error_response(&ApiError::no_route()),
+        },
+        Route::OpenApiV3 => json_response(200, &openapi::index(&reg())),
+        Route::OpenApiV3Gv(g, v) => match openapi::group_version(&reg(), &g, &v) {
             Some(doc) => json_response(200, &doc),
             None => error_response(&ApiError::no_route()),
         },

@@ -40,7 +40,8 @@
 //!
 //! - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}`, and the
 //!   aggregated `apidiscovery.k8s.io/v2` (and v2beta1) form when asked via `Accept`.
-//!   `/openapi/*` answers 404 (kubectl falls back; see the kubectl tests).
+//!   `/openapi/v3` publishes paths and operations without schemas (enough for kubectl to
+//!   leave validation to the server); `/openapi/v2` answers 404.
 //! - Built-in resources: namespaces, secrets, configmaps, serviceaccounts, events (core/v1 and
 //!   events.k8s.io/v1, stored separately), deployments/statefulsets/daemonsets (apps/v1, with
 //!   `/status`), leases (coordination.k8s.io/v1), customresourcedefinitions. Creating a CRD
@@ -92,6 +93,7 @@ mod discovery;
 mod faults;
 mod fields;
 mod http;
+mod openapi;
 mod patch;
 mod registry;
 mod selectors;
