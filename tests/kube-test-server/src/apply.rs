@@ -46,7 +46,7 @@ pub fn apply(
     // Conflicts: applied values that differ from live values owned by someone else.
     let mut conflicts: Vec<(String, String, Vec<String>)> = Vec::new();
     for p in &applied_set {
-        if fields::get(live_v, p) == fields::get(applied, p) {
+        if fields::get(live_v, p) == fields::get(applied, p) || merges_into(live_v, applied, p) {
             continue;
         }
         for e in &entries {
@@ -65,6 +65,9 @@ pub fn apply(
 
     let mut merged = live_v.clone();
     for p in &applied_set {
+        if merges_into(live_v, applied, p) {
+            continue;
+        }
         let v = fields::get(applied, p).cloned().unwrap_or(Value::Null);
         fields::set(&mut merged, p, v);
     }
@@ -87,7 +90,9 @@ pub fn apply(
             }
             e.fields.retain(|q| {
                 !applied_set.iter().any(|p| {
-                    fields::overlaps(q, p) && fields::get(live_v, p) != fields::get(applied, p)
+                    fields::overlaps(q, p)
+                        && fields::get(live_v, p) != fields::get(applied, p)
+                        && !merges_into(live_v, applied, p)
                 })
             });
         }
@@ -114,6 +119,13 @@ pub fn apply(
     }
     fields::write_entries(&mut merged, entries);
     Ok(merged)
+}
+
+/// An empty map applied where the live object has a map: maps merge, so it changes nothing
+/// and conflicts with no one (only the map node itself becomes co-owned).
+fn merges_into(live: &Value, applied: &Value, p: &[String]) -> bool {
+    matches!(fields::get(applied, p), Some(Value::Object(m)) if m.is_empty())
+        && matches!(fields::get(live, p), Some(Value::Object(_)))
 }
 
 fn conflict_error(
