@@ -1,0 +1,220 @@
+//! The binary (listening line, kubeconfig, SIGTERM) and kubectl 1.37 driving the server.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube_test_server::TestServer;
+use tokio::io::AsyncBufReadExt;
+
+/// kubectl from `KUBECTL` or `<workspace>/.tools/bin/kubectl`; a missing binary is a failure,
+/// never a skip.
+fn kubectl_path() -> PathBuf {
+    if let Ok(p) = std::env::var("KUBECTL") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/kubectl");
+    assert!(
+        p.exists(),
+        "kubectl not found at {} (and KUBECTL is not set): run `bash tests/setup.sh` first",
+        p.display()
+    );
+    p
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+impl Kubectl {
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn kubectl");
+        let mut sin = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            sin.write_all(s.as_bytes()).await.unwrap();
+        }
+        drop(sin);
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("kubectl finished in time")
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
+    async fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let (ok, out, err) = self.run(args, stdin).await;
+        assert!(ok, "kubectl {args:?} failed:\nstdout: {out}\nstderr: {err}");
+        out
+    }
+}
+
+const MANIFESTS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: c, image: nginx}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {password: hunter2}
+"#;
+
+const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.demo.arnsync.io
+spec:
+  group: demo.arnsync.io
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget, shortNames: [gd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Color, type: string, jsonPath: .spec.color}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_drives_the_server() {
+    let bin = kubectl_path();
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let k = Kubectl {
+        bin,
+        kubeconfig,
+        cache: dir.path().join("cache"),
+    };
+    let client = server.client();
+
+    // Server-side apply of a Deployment and a Secret.
+    let out = k.ok(&["apply", "--server-side", "-f", "-"], Some(MANIFESTS)).await;
+    assert!(out.contains("deployment.apps/web serverside-applied"), "{out}");
+    assert!(out.contains("secret/creds serverside-applied"), "{out}");
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let s = secrets.get("creds").await.unwrap();
+    assert_eq!(s.data.as_ref().unwrap()["password"].0, b"hunter2");
+    let mf = s.metadata.managed_fields.unwrap();
+    assert_eq!(mf[0].manager.as_deref(), Some("kubectl"));
+    assert_eq!(mf[0].operation.as_deref(), Some("Apply"));
+    // Re-applying is idempotent (no conflict with itself).
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(MANIFESTS)).await;
+
+    // get -o yaml and table output.
+    let yaml = k.ok(&["get", "secret", "creds", "-o", "yaml"], None).await;
+    assert!(yaml.contains("password: aHVudGVyMg=="), "{yaml}");
+    assert!(yaml.contains("kind: Secret"), "{yaml}");
+    let table = k.ok(&["get", "deploy,secret"], None).await;
+    assert!(table.contains("deployment.apps/web"), "{table}");
+    assert!(table.contains("secret/creds") && table.contains("Opaque"), "{table}");
+
+    // rollout restart patches the pod template and bumps generation.
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    assert_eq!(deploys.get("web").await.unwrap().metadata.generation, Some(1));
+    k.ok(&["rollout", "restart", "deployment", "web"], None).await;
+    let d = deploys.get("web").await.unwrap();
+    assert_eq!(d.metadata.generation, Some(2));
+    let ann = d.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
+    assert!(ann.contains_key("kubectl.kubernetes.io/restartedAt"));
+
+    // (Client-side) apply of a CRD, wait for it, then a custom object, twice.
+    k.ok(&["apply", "-f", "-"], Some(CRD)).await;
+    k.ok(&["wait", "--for", "condition=established", "crd/gadgets.demo.arnsync.io", "--timeout=20s"], None).await;
+    let gadget = "apiVersion: demo.arnsync.io/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: red}\n";
+    let out = k.ok(&["apply", "-f", "-"], Some(gadget)).await;
+    assert!(out.contains("gadget.demo.arnsync.io/g1 created"), "{out}");
+    let out = k.ok(&["apply", "-f", "-"], Some(&gadget.replace("red", "blue"))).await;
+    assert!(out.contains("configured"), "{out}");
+    let table = k.ok(&["get", "gd"], None).await;
+    assert!(table.contains("COLOR") && table.contains("blue"), "{table}");
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("demo.arnsync.io", "v1", "Gadget"), "gadgets");
+    let gadgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let g = gadgets.get("g1").await.unwrap();
+    assert_eq!(g.data["spec"]["color"], "blue");
+    assert_eq!(g.metadata.generation, Some(2));
+
+    // delete
+    k.ok(&["delete", "secret", "creds"], None).await;
+    assert!(secrets.get_opt("creds").await.unwrap().is_none());
+    k.ok(&["delete", "gadget", "g1"], None).await;
+    assert!(gadgets.get_opt("g1").await.unwrap().is_none());
+    let (ok, _, err) = k.run(&["get", "secret", "creds"], None).await;
+    assert!(!ok && err.contains("NotFound"), "{err}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_prints_address_writes_kubeconfig_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kc.yaml");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-test-server"))
+        .args(["--listen", "127.0.0.1:0", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("listening line in time")
+        .unwrap()
+        .unwrap();
+    let url = line.strip_prefix("listening on ").expect("listening line");
+    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "{line}");
+
+    let kc = Kubeconfig::read_from(&kubeconfig).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    assert_eq!(cfg.cluster_url.to_string().trim_end_matches('/'), url);
+    assert_eq!(cfg.default_namespace, "default");
+    let client = kube::Client::try_from(cfg).unwrap();
+    let nss: Api<Namespace> = Api::all(client);
+    assert!(nss.list(&ListParams::default()).await.unwrap().items.len() >= 2);
+
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("server stops after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // Exactly one line was printed.
+    assert!(lines.next_line().await.unwrap().is_none());
+}
