@@ -105,7 +105,7 @@ impl AssumeRoleCredentials {
             .credentials
             .ok_or_else(|| CredentialsError::unhandled("sts:AssumeRole returned no credentials"))?;
         let expiry = SystemTime::try_from(c.expiration).map_err(CredentialsError::unhandled)?;
-        tracing::debug!(role = %self.role.arn, access_key_id = %c.access_key_id, "assumed role");
+        tracing::debug!(role = %self.role.arn, "assumed role");
         Ok(Credentials::new(
             c.access_key_id,
             c.secret_access_key,

@@ -264,6 +264,9 @@ async fn parameter_store_reads(admin: &AwsClients, source: &AwsSource, metrics: 
         (stable.data.0.as_slice(), stable.version.as_str()),
         (&b"v1"[..], "1")
     );
+    let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/plain";
+    let by_arn = ssm(arn, Selector::ParameterVersion("1".into()));
+    assert_eq!(source.get(&by_arn).await.unwrap().data.0, b"v1");
     let list = source
         .get(&ssm("/app/list", Selector::Latest))
         .await
