@@ -220,9 +220,12 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
         let retain = spec.target.deletion_policy == DeletionPolicy::Retain || ours.is_none();
         if retain {
             let kept = if ours.is_some() {
-                "kept the Secret's last data (deletionPolicy Retain)"
+                "kept the Secret's last data (deletionPolicy Retain)".to_string()
             } else {
-                "no Secret written"
+                format!(
+                    "Secret {target} not written (deletionPolicy {:?})",
+                    spec.target.deletion_policy
+                )
             };
             return Ok(Plan {
                 action: Action::Keep,

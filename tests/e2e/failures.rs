@@ -1,0 +1,137 @@
+//! AWS and data errors: the right condition, and the Secret left exactly as it was.
+
+use std::time::Duration;
+
+use aws_fault_proxy::{Fault, FaultKind};
+use serde_json::json;
+
+use crate::harness::{data_str, Env};
+
+fn es(name: &str, generation_note: &str, data: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "ExternalSecret",
+        "metadata": {"name": name, "namespace": "app", "annotations": {"note": generation_note}},
+        "spec": {"secretStoreRef": {"name": "aws"}, "data": data}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_give_the_right_condition_and_leave_the_secret_untouched() {
+    let env = Env::start().await;
+    env.namespace("app", json!({})).await;
+    env.store("app").await;
+    env.put_secret("prod/db", r#"{"password":"pw-Sierra-1"}"#)
+        .await;
+    env.put_secret("prod/text", "not-json-Tango-2").await;
+
+    // Not found, missing property, invalid JSON: each names the key.
+    env.apply(es(
+        "missing",
+        "",
+        json!([{"secretKey": "v", "remoteRef": {"key": "prod/nope"}}]),
+    ))
+    .await;
+    let msg = env.ready_reason("app", "missing", "SecretNotFound").await;
+    assert!(
+        msg.contains("prod/nope")
+            && msg.contains("GetSecretValue")
+            && msg.contains("ResourceNotFoundException"),
+        "{msg}"
+    );
+    env.apply(es(
+        "noprop",
+        "",
+        json!([{"secretKey": "v", "remoteRef": {"key": "prod/db", "property": "user"}}]),
+    ))
+    .await;
+    let msg = env.ready_reason("app", "noprop", "PropertyNotFound").await;
+    assert!(msg.contains("\"user\"") && msg.contains("prod/db"), "{msg}");
+    env.apply(es(
+        "badjson",
+        "",
+        json!([{"secretKey": "v", "remoteRef": {"key": "prod/text", "property": "x"}}]),
+    ))
+    .await;
+    let msg = env.ready_reason("app", "badjson", "InvalidJSON").await;
+    assert!(msg.contains("prod/text") && !msg.contains("Tango"), "{msg}");
+
+    // A synced Secret, then AccessDenied and throttling on the next read: kept as it was.
+    let data =
+        json!([{"secretKey": "password", "remoteRef": {"key": "prod/db", "property": "password"}}]);
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "ExternalSecret",
+        "metadata": {"name": "db", "namespace": "app"},
+        "spec": {"secretStoreRef": {"name": "aws"}, "data": data}
+    }))
+    .await;
+    let before = env
+        .secret_value("app", "db", "password", b"pw-Sierra-1")
+        .await;
+    env.ready_reason("app", "db", "SecretSynced").await;
+
+    env.proxy.inject(Fault::on(
+        "secretsmanager",
+        "GetSecretValue",
+        FaultKind::AccessDenied,
+    ));
+    bump(&env, 1).await;
+    let msg = env.ready_reason("app", "db", "AccessDenied").await;
+    assert!(
+        msg.contains("GetSecretValue")
+            && msg.contains("AccessDeniedException")
+            && msg.contains("prod/db"),
+        "{msg}"
+    );
+    let after = env.secret("app", "db").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+
+    env.proxy.clear_faults();
+    env.proxy.inject(Fault::on(
+        "secretsmanager",
+        "GetSecretValue",
+        FaultKind::Throttle,
+    ));
+    bump(&env, 2).await;
+    let msg = env.ready_reason("app", "db", "Throttled").await;
+    assert!(msg.contains("ThrottlingException"), "{msg}");
+    let after = env.secret("app", "db").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert_eq!(data_str(&after, "password"), "pw-Sierra-1");
+
+    // When AWS recovers, the retry with backoff brings it back to Ready.
+    env.proxy.clear_faults();
+    env.ready_reason("app", "db", "SecretSynced").await;
+    let events =
+        kube::Api::<k8s_openapi::api::events::v1::Event>::namespaced(env.client.clone(), "app");
+    let reasons: Vec<String> = env
+        .eventually("events", Duration::from_secs(10), || async {
+            let l = events.list(&Default::default()).await.ok()?;
+            let r: Vec<String> = l.items.iter().filter_map(|e| e.reason.clone()).collect();
+            r.contains(&"Throttled".to_string()).then_some(r)
+        })
+        .await;
+    assert!(
+        reasons.contains(&"AccessDenied".to_string())
+            && reasons.contains(&"SecretSynced".to_string()),
+        "{reasons:?}"
+    );
+    env.assert_no_leaks(&["pw-Sierra-1", "not-json-Tango-2", "Tango"])
+        .await;
+}
+
+/// Changes the spec (a new refreshInterval) so the operator reads again at once.
+async fn bump(env: &Env, n: u32) {
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "ExternalSecret",
+        "metadata": {"name": "db", "namespace": "app"},
+        "spec": {"secretStoreRef": {"name": "aws"}, "refreshInterval": format!("{}h", 1 + n),
+                 "data": [{"secretKey": "password", "remoteRef": {"key": "prod/db", "property": "password"}}]}
+    }))
+    .await;
+}

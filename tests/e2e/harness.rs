@@ -1,0 +1,343 @@
+//! End-to-end harness: the Kubernetes test server (in process), moto behind the fault proxy,
+//! and the real `arnsync` binary talking to both over loopback. Everything stops on Drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_fault_proxy::moto::Moto;
+use aws_fault_proxy::FaultProxy;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client, CustomResourceExt};
+use kube_test_server::TestServer;
+use serde_json::json;
+
+use arnsync::api::{ClusterSecretStore, ExternalSecret, SecretStore};
+
+pub struct Env {
+    pub kube: TestServer,
+    pub client: Client,
+    /// Kept alive for the test; stopped on Drop.
+    _moto: Moto,
+    pub proxy: FaultProxy,
+    pub sm: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    operator: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+fn aws_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("test", "test", None, None, "e2e"),
+            ),
+        )
+        .http_client(arnsync::source::aws::http_client())
+        .build()
+}
+
+impl Env {
+    /// Starts everything and the operator.
+    pub async fn start() -> Env {
+        let env = Env::start_without_operator().await;
+        let mut env = env;
+        env.start_operator();
+        env
+    }
+
+    pub async fn start_without_operator() -> Env {
+        let kube = TestServer::start().await.expect("kube test server");
+        let client = kube.client();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in [
+            SecretStore::crd(),
+            ClusterSecretStore::crd(),
+            ExternalSecret::crd(),
+        ] {
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .expect("create CRD");
+        }
+        let moto = Moto::start().expect("moto (run tests/setup.sh)");
+        let proxy = FaultProxy::start(&moto.url()).expect("fault proxy");
+        let direct = aws_config(&moto.url());
+        Env {
+            sm: aws_sdk_secretsmanager::Client::new(&direct),
+            ssm: aws_sdk_ssm::Client::new(&direct),
+            kube,
+            client,
+            _moto: moto,
+            proxy,
+            operator: None,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("operator.log")
+    }
+
+    pub fn start_operator(&mut self) {
+        let kubeconfig = self.dir.path().join("kubeconfig");
+        self.kube.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_arnsync"))
+            .args([
+                "run",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--read-sharing",
+                "200ms",
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("AWS_ACCESS_KEY_ID", "operator")
+            .env("AWS_SECRET_ACCESS_KEY", "operator")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "info,arnsync=debug,kube=debug")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn arnsync");
+        self.operator = Some(child);
+    }
+
+    pub fn stop_operator(&mut self) {
+        if let Some(mut c) = self.operator.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn operator_log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub async fn namespace(&self, name: &str, labels: serde_json::Value) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+    }
+
+    /// Server-side applies a manifest (as a test user would with kubectl apply --server-side).
+    pub async fn apply(&self, manifest: serde_json::Value) {
+        let kind = manifest["kind"].as_str().unwrap().to_string();
+        let name = manifest["metadata"]["name"].as_str().unwrap().to_string();
+        let ns = manifest["metadata"]["namespace"].as_str().map(String::from);
+        let pp = PatchParams::apply("e2e-test").force();
+        let r = match (kind.as_str(), ns) {
+            ("ExternalSecret", Some(ns)) => {
+                Api::<ExternalSecret>::namespaced(self.client.clone(), &ns)
+                    .patch(&name, &pp, &Patch::Apply(&manifest))
+                    .await
+                    .map(|_| ())
+            }
+            ("SecretStore", Some(ns)) => Api::<SecretStore>::namespaced(self.client.clone(), &ns)
+                .patch(&name, &pp, &Patch::Apply(&manifest))
+                .await
+                .map(|_| ()),
+            ("ClusterSecretStore", None) => Api::<ClusterSecretStore>::all(self.client.clone())
+                .patch(&name, &pp, &Patch::Apply(&manifest))
+                .await
+                .map(|_| ()),
+            ("Secret", Some(ns)) => Api::<Secret>::namespaced(self.client.clone(), &ns)
+                .patch(&name, &pp, &Patch::Apply(&manifest))
+                .await
+                .map(|_| ()),
+            other => panic!("apply: unsupported {other:?}"),
+        };
+        r.unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
+    }
+
+    /// A SecretStore in `ns` named `aws` that reaches moto through the proxy.
+    pub async fn store(&self, ns: &str) {
+        self.apply(json!({
+            "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+            "metadata": {"name": "aws", "namespace": ns},
+            "spec": {"region": "us-east-1", "endpoints": self.endpoints()}
+        }))
+        .await;
+    }
+
+    pub fn endpoints(&self) -> serde_json::Value {
+        json!({"secretsManager": self.proxy.url(), "ssm": self.proxy.url(), "sts": self.proxy.url()})
+    }
+
+    pub async fn secret(&self, ns: &str, name: &str) -> Option<Secret> {
+        Api::<Secret>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .unwrap()
+    }
+
+    pub async fn es(&self, ns: &str, name: &str) -> ExternalSecret {
+        Api::<ExternalSecret>::namespaced(self.client.clone(), ns)
+            .get(name)
+            .await
+            .unwrap()
+    }
+
+    /// Polls until `check` returns Some, or panics after `timeout` with `what` and the
+    /// operator's log tail.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let log = self.operator_log();
+                let tail: String = log
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                panic!("timed out waiting for {what}\n--- operator log tail ---\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the Secret to hold `key` = `value`.
+    pub async fn secret_value(&self, ns: &str, name: &str, key: &str, value: &[u8]) -> Secret {
+        self.eventually(
+            &format!("Secret {ns}/{name} key {key}"),
+            Duration::from_secs(30),
+            || async {
+                let s = self.secret(ns, name).await?;
+                (s.data.as_ref()?.get(key).map(|b| b.0.as_slice()) == Some(value)).then_some(s)
+            },
+        )
+        .await
+    }
+
+    /// Waits for the ExternalSecret's Ready condition to have `reason`; returns its message.
+    pub async fn ready_reason(&self, ns: &str, name: &str, reason: &str) -> String {
+        self.eventually(
+            &format!("ExternalSecret {ns}/{name} reason {reason}"),
+            Duration::from_secs(30),
+            || async {
+                let es = Api::<ExternalSecret>::namespaced(self.client.clone(), ns)
+                    .get_opt(name)
+                    .await
+                    .ok()??;
+                let c = es
+                    .status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "Ready")?;
+                (c.reason == reason).then_some(c.message)
+            },
+        )
+        .await
+    }
+
+    pub async fn put_secret(&self, name: &str, value: &str) {
+        let r = self
+            .sm
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await;
+        if r.is_err() {
+            self.sm
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value)
+                .send()
+                .await
+                .expect("put secret");
+        }
+    }
+
+    pub async fn put_param(&self, name: &str, value: &str, type_: &str) {
+        self.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(type_.into())
+            .overwrite(true)
+            .send()
+            .await
+            .expect("put parameter");
+    }
+
+    /// Asserts that none of `values` appear in the operator log or in any event.
+    pub async fn assert_no_leaks(&self, values: &[&str]) {
+        let log = self.operator_log();
+        assert!(
+            log.contains("reconciled"),
+            "operator log looks empty:\n{log}"
+        );
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(self.client.clone());
+        let events =
+            serde_json::to_string(&events.list(&Default::default()).await.unwrap()).unwrap();
+        let ess = serde_json::to_string(
+            &Api::<ExternalSecret>::all(self.client.clone())
+                .list(&Default::default())
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        for v in values {
+            assert!(
+                !log.contains(v),
+                "secret value {v:?} leaked into the operator log"
+            );
+            assert!(
+                !events.contains(v),
+                "secret value {v:?} leaked into an event"
+            );
+            assert!(
+                !ess.contains(v),
+                "secret value {v:?} leaked into an ExternalSecret status"
+            );
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop_operator();
+    }
+}
+
+pub fn data_str(s: &Secret, key: &str) -> String {
+    String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}

@@ -1,0 +1,8 @@
+//! End to end: the `arnsync` binary against the Kubernetes test server and moto (behind the
+//! fault proxy). Assertions wait for an outcome ("eventually"), never for a duration.
+
+mod failures;
+mod harness;
+mod policies;
+mod stores;
+mod sync;

@@ -1,0 +1,168 @@
+//! Store rules and AWS authentication.
+
+use std::time::Duration;
+
+use kube::api::Api;
+use serde_json::json;
+
+use crate::harness::Env;
+use arnsync::api::{ClusterSecretStore, SecretStore};
+
+fn es(ns: &str, name: &str, store_kind: &str, store: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "ExternalSecret",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"secretStoreRef": {"kind": store_kind, "name": store},
+                 "data": [{"secretKey": "value", "remoteRef": {"key": "prod/shared"}}]}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn store_isolation_is_enforced_with_clear_conditions() {
+    let env = Env::start().await;
+    env.namespace("team-a", json!({"secrets": "aws"})).await;
+    env.namespace("team-b", json!({})).await;
+    env.namespace("team-c", json!({})).await;
+    env.put_secret("prod/shared", "val-Oscar-1").await;
+    env.store("team-a").await;
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "ClusterSecretStore",
+        "metadata": {"name": "shared"},
+        "spec": {"region": "us-east-1", "endpoints": env.endpoints(),
+                 "conditions": [{"namespaces": ["team-c"]}, {"namespaceSelector": {"matchLabels": {"secrets": "aws"}}}]}
+    }))
+    .await;
+
+    // Own-namespace SecretStore works; another namespace's SecretStore is not found.
+    env.apply(es("team-a", "ok", "SecretStore", "aws")).await;
+    env.secret_value("team-a", "ok", "value", b"val-Oscar-1")
+        .await;
+    env.apply(es("team-b", "borrow", "SecretStore", "aws"))
+        .await;
+    let msg = env.ready_reason("team-b", "borrow", "StoreNotFound").await;
+    assert!(
+        msg.contains("SecretStore team-b/aws does not exist"),
+        "{msg}"
+    );
+
+    // ClusterSecretStore: admitted by label (team-a) and by name (team-c), refused for team-b.
+    env.apply(es("team-a", "cluster", "ClusterSecretStore", "shared"))
+        .await;
+    env.secret_value("team-a", "cluster", "value", b"val-Oscar-1")
+        .await;
+    env.apply(es("team-c", "cluster", "ClusterSecretStore", "shared"))
+        .await;
+    env.secret_value("team-c", "cluster", "value", b"val-Oscar-1")
+        .await;
+    env.apply(es("team-b", "cluster", "ClusterSecretStore", "shared"))
+        .await;
+    let msg = env
+        .ready_reason("team-b", "cluster", "StoreNotAllowed")
+        .await;
+    assert!(
+        msg.contains("does not admit namespace team-b") && msg.contains("spec.conditions"),
+        "{msg}"
+    );
+    assert!(env.secret("team-b", "cluster").await.is_none());
+
+    // A SecretStore may not read credentials from another namespace.
+    env.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys", "namespace": "team-a"},
+        "stringData": {"id": "AKIAEXAMPLE", "secret": "sk-Papa-2"}})).await;
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+        "metadata": {"name": "sneaky", "namespace": "team-b"},
+        "spec": {"region": "us-east-1", "endpoints": env.endpoints(), "auth": {"secretRef": {
+            "accessKeyIDSecretRef": {"name": "keys", "key": "id", "namespace": "team-a"},
+            "secretAccessKeySecretRef": {"name": "keys", "key": "secret", "namespace": "team-a"}}}}
+    }))
+    .await;
+    env.apply(es("team-b", "sneaky", "SecretStore", "sneaky"))
+        .await;
+    let msg = env
+        .ready_reason("team-b", "sneaky", "StoreNotAllowed")
+        .await;
+    assert!(msg.contains("own namespace"), "{msg}");
+    assert!(env.secret("team-b", "sneaky").await.is_none());
+
+    // Store status: Ready with the caller identity.
+    let stores: Api<SecretStore> = Api::namespaced(env.client.clone(), "team-a");
+    let status = env
+        .eventually("store Ready", Duration::from_secs(30), || async {
+            let s = stores.get("aws").await.ok()?.status?;
+            s.conditions
+                .iter()
+                .any(|c| c.reason == "StoreValid")
+                .then_some(s)
+        })
+        .await;
+    assert!(status.identity.unwrap().starts_with("arn:aws:"));
+    let cluster: Api<ClusterSecretStore> = Api::all(env.client.clone());
+    env.eventually("cluster store Ready", Duration::from_secs(30), || async {
+        let s = cluster.get("shared").await.ok()?.status?;
+        s.conditions
+            .iter()
+            .any(|c| c.reason == "StoreValid")
+            .then_some(())
+    })
+    .await;
+    env.assert_no_leaks(&["val-Oscar-1", "sk-Papa-2"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn static_keys_and_assume_role_with_external_id() {
+    let env = Env::start().await;
+    env.namespace("app", json!({})).await;
+    env.put_secret("prod/shared", "val-Quebec-1").await;
+    env.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "aws-keys", "namespace": "app"},
+        "stringData": {"id": "AKIASTATICEXAMPLE", "secret": "sk-Romeo-2"}})).await;
+    let auth = json!({"secretRef": {
+        "accessKeyIDSecretRef": {"name": "aws-keys", "key": "id"},
+        "secretAccessKeySecretRef": {"name": "aws-keys", "key": "secret"}}});
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+        "metadata": {"name": "static", "namespace": "app"},
+        "spec": {"region": "us-east-1", "endpoints": env.endpoints(), "auth": auth}
+    }))
+    .await;
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+        "metadata": {"name": "role", "namespace": "app"},
+        "spec": {"region": "us-east-1", "endpoints": env.endpoints(), "auth": auth,
+                 "role": {"arn": "arn:aws:iam::123456789012:role/app-secrets", "externalID": "ext-123",
+                          "sessionTags": [{"key": "team", "value": "a"}]}}
+    }))
+    .await;
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+        "metadata": {"name": "no-keys", "namespace": "app"},
+        "spec": {"region": "us-east-1", "endpoints": env.endpoints(), "auth": {"secretRef": {
+            "accessKeyIDSecretRef": {"name": "missing", "key": "id"},
+            "secretAccessKeySecretRef": {"name": "missing", "key": "secret"}}}}
+    }))
+    .await;
+    env.apply(es("app", "static", "SecretStore", "static"))
+        .await;
+    env.apply(es("app", "role", "SecretStore", "role")).await;
+    env.apply(es("app", "no-keys", "SecretStore", "no-keys"))
+        .await;
+    env.secret_value("app", "static", "value", b"val-Quebec-1")
+        .await;
+    env.secret_value("app", "role", "value", b"val-Quebec-1")
+        .await;
+    assert!(
+        env.proxy.count("sts", "AssumeRole") >= 1,
+        "{:?}",
+        env.proxy.counts()
+    );
+    let msg = env.ready_reason("app", "no-keys", "StoreNotReady").await;
+    assert!(msg.contains("Secret app/missing does not exist"), "{msg}");
+
+    let stores: Api<SecretStore> = Api::namespaced(env.client.clone(), "app");
+    let identity = env
+        .eventually("role store identity", Duration::from_secs(30), || async {
+            stores.get("role").await.ok()?.status?.identity
+        })
+        .await;
+    assert!(identity.contains("assumed-role/app-secrets"), "{identity}");
+    env.assert_no_leaks(&["val-Quebec-1", "sk-Romeo-2"]).await;
+}
