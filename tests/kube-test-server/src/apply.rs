@@ -54,7 +54,11 @@ pub fn apply(
                 continue;
             }
             if let Some(q) = e.fields.iter().find(|q| fields::overlaps(q, p)) {
-                let shown = if q.len() > p.len() { q.clone() } else { p.clone() };
+                let shown = if q.len() > p.len() {
+                    q.clone()
+                } else {
+                    p.clone()
+                };
                 conflicts.push((e.manager.clone(), e.api_version.clone(), shown));
             }
         }

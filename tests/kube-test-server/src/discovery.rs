@@ -62,7 +62,7 @@ pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
     Some(doc)
 }
 
-fn sorted<'a>(mut types: Vec<&'a ResourceType>) -> Vec<&'a ResourceType> {
+fn sorted(mut types: Vec<&ResourceType>) -> Vec<&ResourceType> {
     types.sort_by(|a, b| a.plural.cmp(&b.plural));
     types
 }

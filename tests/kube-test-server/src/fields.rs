@@ -74,7 +74,9 @@ pub fn set(v: &mut Value, p: &[String], val: Value) {
 }
 
 pub fn remove(v: &mut Value, p: &[String]) {
-    let Some((last, parent)) = p.split_last() else { return };
+    let Some((last, parent)) = p.split_last() else {
+        return;
+    };
     let mut cur = v;
     for seg in parent {
         match cur.as_object_mut().and_then(|o| o.get_mut(seg)) {
@@ -157,10 +159,8 @@ pub fn encode(set: &FieldSet) -> Value {
 pub fn decode(v: &Value) -> FieldSet {
     fn walk(v: &Value, prefix: &mut Path, out: &mut FieldSet) {
         let Some(m) = v.as_object() else { return };
-        if m.is_empty() || m.contains_key(".") {
-            if !prefix.is_empty() {
-                out.insert(prefix.clone());
-            }
+        if (m.is_empty() || m.contains_key(".")) && !prefix.is_empty() {
+            out.insert(prefix.clone());
         }
         for (k, child) in m {
             if let Some(name) = k.strip_prefix("f:") {

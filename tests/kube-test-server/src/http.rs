@@ -229,7 +229,16 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
         },
         Route::NotFound => error_response(&ApiError::no_route()),
         Route::Resource(rp) => {
-            match resource(&shared, &parts.method, &parts.headers, &query, output, &body, rp).await
+            match resource(
+                &shared,
+                &parts.method,
+                &parts.headers,
+                &query,
+                output,
+                &body,
+                rp,
+            )
+            .await
             {
                 Ok(r) => r,
                 Err(e) => error_response(&e),
@@ -260,7 +269,14 @@ fn manager(query: &HashMap<String, String>, headers: &HeaderMap) -> String {
     headers
         .get("user-agent")
         .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.split('/').next().unwrap_or(ua).chars().take(128).collect())
+        .map(|ua| {
+            ua.split('/')
+                .next()
+                .unwrap_or(ua)
+                .chars()
+                .take(128)
+                .collect()
+        })
         .filter(|s: &String| !s.is_empty())
         .unwrap_or_else(|| "unknown".into())
 }
@@ -333,7 +349,10 @@ impl Request2<'_> {
                 &self.rt,
                 &[self.present(obj)],
                 json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
-                self.query.get("includeObject").map(String::as_str).unwrap_or("Metadata"),
+                self.query
+                    .get("includeObject")
+                    .map(String::as_str)
+                    .unwrap_or("Metadata"),
             ),
             _ => self.present(obj),
         };
@@ -342,10 +361,16 @@ impl Request2<'_> {
 
     fn selectors(&self) -> ApiResult<(LabelSelector, FieldSelector)> {
         let labels = LabelSelector::parse(
-            self.query.get("labelSelector").map(String::as_str).unwrap_or_default(),
+            self.query
+                .get("labelSelector")
+                .map(String::as_str)
+                .unwrap_or_default(),
         )?;
         let fields = FieldSelector::parse(
-            self.query.get("fieldSelector").map(String::as_str).unwrap_or_default(),
+            self.query
+                .get("fieldSelector")
+                .map(String::as_str)
+                .unwrap_or_default(),
             &self.rt.group,
             &self.rt.plural,
         )?;
@@ -383,7 +408,9 @@ async fn resource(
 ) -> ApiResult<Response> {
     let watch = truthy(query, "watch");
     let verb = verb_of(method, rp.name.is_some(), watch).ok_or_else(|| {
-        ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource"))
+        ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )
     })?;
     let counted = match &rp.sub {
         Some(sub) => format!("{}/{sub}", rp.plural),
@@ -423,7 +450,9 @@ async fn resource(
         return Err(ApiError::no_route());
     }
     if rt.namespaced && rp.ns.is_none() && !matches!(verb, "list" | "watch") {
-        return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
     }
     let r = Request2 {
         shared,
@@ -461,7 +490,9 @@ fn encode_continue(rv: u64, key: &ObjKey) -> String {
 }
 
 fn decode_continue(token: &str) -> ApiResult<(u64, ObjKey)> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| bad())?;
@@ -494,7 +525,11 @@ fn list(r: &Request2) -> ApiResult<Response> {
         }
         None => {
             let exact = r.query.get("resourceVersionMatch").map(String::as_str) == Some("Exact");
-            match r.query.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0") {
+            match r
+                .query
+                .get("resourceVersion")
+                .filter(|v| !v.is_empty() && *v != "0")
+            {
                 Some(v) => {
                     let rv: u64 = v.parse().map_err(|_| {
                         ApiError::bad_request(format!("invalid resource version: {v:?}"))
@@ -580,7 +615,10 @@ fn list(r: &Request2) -> ApiResult<Response> {
             &r.rt,
             &items,
             meta,
-            r.query.get("includeObject").map(String::as_str).unwrap_or("Metadata"),
+            r.query
+                .get("includeObject")
+                .map(String::as_str)
+                .unwrap_or("Metadata"),
         ),
         _ => json!({
             "kind": r.rt.list_kind,
@@ -594,8 +632,14 @@ fn list(r: &Request2) -> ApiResult<Response> {
 
 fn key_of(o: &Value) -> ObjKey {
     (
-        o["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
-        o["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        o["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        o["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     )
 }
 
@@ -603,11 +647,7 @@ fn watch_(r: &Request2) -> ApiResult<Response> {
     let (labels, mut fields) = r.selectors()?;
     if let Some(name) = &r.rp.name {
         // Legacy single-object watch path: same as a metadata.name field selector.
-        fields = FieldSelector::parse(
-            &format!("metadata.name={name}"),
-            &r.rt.group,
-            &r.rt.plural,
-        )?;
+        fields = FieldSelector::parse(&format!("metadata.name={name}"), &r.rt.group, &r.rt.plural)?;
     }
     let timeout = match r.query.get("timeoutSeconds") {
         Some(t) if !t.is_empty() => Duration::from_secs(

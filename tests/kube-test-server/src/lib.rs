@@ -213,7 +213,11 @@ impl TestServer {
 
     /// Requests seen for `verb` on `resource` (plural, `plural/status` for the subresource).
     pub fn request_count(&self, verb: &str, resource: &str) -> u64 {
-        self.shared.counters.lock().expect("lock").get(verb, resource)
+        self.shared
+            .counters
+            .lock()
+            .expect("lock")
+            .get(verb, resource)
     }
 
     pub fn request_counts(&self) -> BTreeMap<(String, String), u64> {
@@ -248,7 +252,10 @@ impl TestServer {
         let _ = self.shared.shutdown.send(true);
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }

@@ -64,7 +64,11 @@ pub fn group_version(reg: &Registry, group: &str, version: &str) -> Option<Value
             })
         };
         let base = if t.namespaced {
-            format!("/{}/namespaces/{{namespace}}/{}", gv_path(group, version), t.plural)
+            format!(
+                "/{}/namespaces/{{namespace}}/{}",
+                gv_path(group, version),
+                t.plural
+            )
         } else {
             format!("/{}/{}", gv_path(group, version), t.plural)
         };

@@ -48,7 +48,11 @@ pub fn json_patch(target: &mut Value, patch: &Value, kind: &str, name: &str) -> 
 /// Merge key for a list field of the built-in types, by field name.
 fn merge_key(field: &str) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
         | "imagePullSecrets" => Some("name"),
         "readinessGates" => Some("conditionType"),
         "conditions" => Some("type"),
@@ -168,7 +172,9 @@ fn smp_list(target: &mut Value, items: &[Value], field: &str) -> ApiResult<()> {
     let mut cur = target.as_array().cloned().unwrap_or_default();
     for item in plain {
         let k = item.get(key).cloned().ok_or_else(|| {
-            ApiError::bad_request(format!("map: {item} does not contain declared merge key: {key}"))
+            ApiError::bad_request(format!(
+                "map: {item} does not contain declared merge key: {key}"
+            ))
         })?;
         let pos = cur.iter().position(|c| c.get(key) == Some(&k));
         let delete = item.get("$patch").and_then(|x| x.as_str()) == Some("delete");

@@ -179,10 +179,7 @@ impl Registry {
             .collect();
         custom.sort();
         custom.dedup();
-        let names = BUILTIN_GROUPS
-            .iter()
-            .map(|s| s.to_string())
-            .chain(custom.into_iter());
+        let names = BUILTIN_GROUPS.iter().map(|s| s.to_string()).chain(custom);
         for g in names {
             let mut versions: Vec<String> = Vec::new();
             for t in self.types.iter().filter(|t| t.group == g) {
@@ -227,7 +224,9 @@ impl Registry {
 pub fn sort_versions(versions: &mut [String]) {
     fn rank(v: &str) -> (u8, u32, u32) {
         let rest = v.strip_prefix('v').unwrap_or(v);
-        let num_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let num_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let major: u32 = rest[..num_end].parse().unwrap_or(0);
         let tail = &rest[num_end..];
         let (stage, minor) = if tail.is_empty() {
@@ -241,7 +240,7 @@ pub fn sort_versions(versions: &mut [String]) {
         };
         (stage, major, minor)
     }
-    versions.sort_by(|a, b| rank(b).cmp(&rank(a)));
+    versions.sort_by_key(|v| std::cmp::Reverse(rank(v)));
 }
 
 /// Reads the resource type out of a CRD body, validating what the real server validates that
@@ -288,9 +287,17 @@ pub fn crd_resource_type(crd: &Value) -> ApiResult<ResourceType> {
     };
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
-        return Err(invalid("spec.versions", "Invalid value: must have exactly one version marked as storage version"));
+        return Err(invalid(
+            "spec.versions",
+            "Invalid value: must have exactly one version marked as storage version",
+        ));
     }
-    if versions.iter().filter(|v| v["storage"] == Value::Bool(true)).count() != 1 {
+    if versions
+        .iter()
+        .filter(|v| v["storage"] == Value::Bool(true))
+        .count()
+        != 1
+    {
         return Err(invalid(
             "spec.versions",
             "Invalid value: must have exactly one version marked as storage version",
@@ -313,7 +320,11 @@ pub fn crd_resource_type(crd: &Value) -> ApiResult<ResourceType> {
         .unwrap_or_default();
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     Ok(ResourceType {

@@ -61,17 +61,20 @@ fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && !name.is_empty()
         && k.split('/').count() <= 2
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 fn valid_value(v: &str) -> bool {
-    v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 fn bad(sel: &str, why: &str) -> ApiError {
-    ApiError::bad_request(format!("unable to parse requirement: {why} in selector {sel:?}"))
+    ApiError::bad_request(format!(
+        "unable to parse requirement: {why} in selector {sel:?}"
+    ))
 }
 
 impl LabelSelector {
@@ -114,10 +117,9 @@ impl LabelSelector {
         }
         for (op, gt) in [('>', true), ('<', false)] {
             if let Some(i) = p.find(op) {
-                let n: i64 = p[i + 1..]
-                    .trim()
-                    .parse()
-                    .map_err(|_| "for 'Gt', 'Lt' operators, the value must be an integer".to_string())?;
+                let n: i64 = p[i + 1..].trim().parse().map_err(|_| {
+                    "for 'Gt', 'Lt' operators, the value must be an integer".to_string()
+                })?;
                 let k = check_key(&p[..i])?;
                 return Ok(if gt { Req::Gt(k, n) } else { Req::Lt(k, n) });
             }
@@ -136,7 +138,7 @@ impl LabelSelector {
             }
             let values = p[open + 1..close]
                 .split(',')
-                .map(|v| check_val(v))
+                .map(check_val)
                 .collect::<Result<BTreeSet<_>, _>>()?;
             return match op {
                 "in" => Ok(Req::In(key, values)),
@@ -161,8 +163,12 @@ impl LabelSelector {
             Req::NotIn(k, vs) => !get(k).is_some_and(|x| vs.contains(x)),
             Req::Exists(k) => get(k).is_some(),
             Req::NotExists(k) => get(k).is_none(),
-            Req::Gt(k, n) => get(k).and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x > *n),
-            Req::Lt(k, n) => get(k).and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x < *n),
+            Req::Gt(k, n) => get(k)
+                .and_then(|x| x.parse::<i64>().ok())
+                .is_some_and(|x| x > *n),
+            Req::Lt(k, n) => get(k)
+                .and_then(|x| x.parse::<i64>().ok())
+                .is_some_and(|x| x < *n),
         })
     }
 }
@@ -279,7 +285,8 @@ mod tests {
     #[test]
     fn field_selectors() {
         let o = obj(json!({}));
-        let f = FieldSelector::parse("metadata.name=a,metadata.namespace!=x", "", "secrets").unwrap();
+        let f =
+            FieldSelector::parse("metadata.name=a,metadata.namespace!=x", "", "secrets").unwrap();
         assert!(f.matches(&o));
         assert!(FieldSelector::parse("spec.foo=a", "", "secrets").is_err());
     }

@@ -30,14 +30,22 @@ impl ApiError {
 
     /// `secrets "x" not found` — `resource` is the plural, as the real server words it.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{}\" not found", qualified(group, resource), name))
-            .with_details(json!({"name": name, "group": group, "kind": resource}))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", qualified(group, resource), name),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": resource}))
     }
 
     /// The path does not name anything the server serves.
     pub fn no_route() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
-            .with_details(json!({}))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {

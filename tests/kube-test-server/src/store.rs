@@ -113,7 +113,11 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -169,7 +173,10 @@ fn namespaces_key() -> ResKey {
 }
 
 fn crd_key() -> ResKey {
-    ("apiextensions.k8s.io".into(), "customresourcedefinitions".into())
+    (
+        "apiextensions.k8s.io".into(),
+        "customresourcedefinitions".into(),
+    )
 }
 
 impl Store {
@@ -216,13 +223,7 @@ impl Store {
         if rv < self.compacted_rv {
             return None;
         }
-        Some(
-            self.history
-                .iter()
-                .filter(|e| e.rv > rv)
-                .cloned()
-                .collect(),
-        )
+        Some(self.history.iter().filter(|e| e.rv > rv).cloned().collect())
     }
 
     pub fn oldest_rv(&self) -> u64 {
@@ -341,7 +342,9 @@ impl Store {
 
     pub fn create(&mut self, ctx: &WriteCtx, ns: &str, mut body: Value) -> ApiResult<Value> {
         if !body.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be an object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be an object",
+            ));
         }
         Self::check_kind(ctx, &body, false)?;
         if !meta_str(&body, "resourceVersion").is_empty() {
@@ -371,8 +374,19 @@ impl Store {
         }
         self.check_namespace_writable(ctx, ns, &body)?;
         validation::validate_name(&ctx.rt, &name)?;
-        if self.get(&ctx.rt.key(), Self::obj_key(&ctx.rt, ns, &name).0.as_str(), &name).is_some() {
-            return Err(ApiError::already_exists(&ctx.rt.group, &ctx.rt.plural, &name));
+        if self
+            .get(
+                &ctx.rt.key(),
+                Self::obj_key(&ctx.rt, ns, &name).0.as_str(),
+                &name,
+            )
+            .is_some()
+        {
+            return Err(ApiError::already_exists(
+                &ctx.rt.group,
+                &ctx.rt.plural,
+                &name,
+            ));
         }
         let scope = Scope::Main {
             has_status: ctx.rt.has_status,
@@ -418,7 +432,9 @@ impl Store {
         scope: Scope,
     ) -> ApiResult<Value> {
         if !body.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be an object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be an object",
+            ));
         }
         Self::check_kind(ctx, &body, false)?;
         Self::check_body_name(&mut body, name)?;
@@ -432,7 +448,15 @@ impl Store {
         }
         let old = self.current(ctx, ns, name)?;
         Self::check_preconditions(ctx, name, &old, &body)?;
-        self.write(ctx, ns, name, Some(old), body, scope, ManagedFieldsMode::Update)
+        self.write(
+            ctx,
+            ns,
+            name,
+            Some(old),
+            body,
+            scope,
+            ManagedFieldsMode::Update,
+        )
     }
 
     /// Merge / JSON / strategic patches: `f` edits a copy of the live object; a
@@ -454,7 +478,15 @@ impl Store {
         Self::check_kind(ctx, &patched, false)?;
         Self::check_body_name(&mut patched, name)?;
         Self::check_preconditions(ctx, name, &old, &patched)?;
-        self.write(ctx, ns, name, Some(old), patched, scope, ManagedFieldsMode::Update)
+        self.write(
+            ctx,
+            ns,
+            name,
+            Some(old),
+            patched,
+            scope,
+            ManagedFieldsMode::Update,
+        )
     }
 
     /// Server-side apply. Returns the object and whether it was created.
@@ -497,14 +529,22 @@ impl Store {
                 validation::validate_name(&ctx.rt, name)?;
                 let mut merged = apply::apply(None, &applied, &req, resource, name)?;
                 meta_mut(&mut merged).insert("name".into(), json!(name));
-                let obj = self.write(ctx, ns, name, None, merged, scope, ManagedFieldsMode::Keep)?;
+                let obj =
+                    self.write(ctx, ns, name, None, merged, scope, ManagedFieldsMode::Keep)?;
                 Ok((obj, true))
             }
             Some(old) => {
                 Self::check_preconditions(ctx, name, &old, &applied)?;
                 let merged = apply::apply(Some(&old), &applied, &req, resource, name)?;
-                let obj =
-                    self.write(ctx, ns, name, Some(old), merged, scope, ManagedFieldsMode::Keep)?;
+                let obj = self.write(
+                    ctx,
+                    ns,
+                    name,
+                    Some(old),
+                    merged,
+                    scope,
+                    ManagedFieldsMode::Keep,
+                )?;
                 Ok((obj, false))
             }
         }
@@ -780,9 +820,13 @@ impl Store {
             return Ok(self.delete_namespace(name));
         }
         if has_finalizers {
-            return Ok(DeleteOutcome::Pending(self.mark_deleting(&res, &key, policy)));
+            return Ok(DeleteOutcome::Pending(
+                self.mark_deleting(&res, &key, policy),
+            ));
         }
-        Ok(DeleteOutcome::Deleted(self.remove_now(&res, key, None, policy)))
+        Ok(DeleteOutcome::Deleted(
+            self.remove_now(&res, key, None, policy),
+        ))
     }
 
     /// Sets `deletionTimestamp` (once) on an object held by finalizers.

@@ -88,13 +88,21 @@ fn cells(rt: &ResourceType, o: &Value) -> Vec<Value> {
         ("", "namespaces") => c.push(o["status"]["phase"].clone()),
         ("apps", "deployments") => {
             let want = o["spec"]["replicas"].as_i64().unwrap_or(1);
-            c.push(json!(format!("{}/{}", num(&o["status"]["readyReplicas"]), want)));
+            c.push(json!(format!(
+                "{}/{}",
+                num(&o["status"]["readyReplicas"]),
+                want
+            )));
             c.push(json!(num(&o["status"]["updatedReplicas"])));
             c.push(json!(num(&o["status"]["availableReplicas"])));
         }
         ("apps", "statefulsets") => {
             let want = o["spec"]["replicas"].as_i64().unwrap_or(1);
-            c.push(json!(format!("{}/{}", num(&o["status"]["readyReplicas"]), want)));
+            c.push(json!(format!(
+                "{}/{}",
+                num(&o["status"]["readyReplicas"]),
+                want
+            )));
         }
         _ if rt.custom && !rt.printer_columns.is_empty() => {
             for pc in &rt.printer_columns {

@@ -14,8 +14,7 @@ pub const MAX_DATA_BYTES: usize = 1024 * 1024;
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
@@ -50,7 +49,8 @@ pub fn validate_name(rt: &ResourceType, name: &str) -> ApiResult<()> {
 fn valid_label_value(v: &str) -> bool {
     v.is_empty()
         || (v.len() <= 63
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
             && v.chars().last().is_some_and(|c| c.is_ascii_alphanumeric()))
 }
@@ -90,7 +90,8 @@ fn validate_metadata(rt: &ResourceType, name: &str, obj: &Value) -> ApiResult<()
 fn valid_config_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 253
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
         && k != "."
         && k != ".."
 }
@@ -122,9 +123,7 @@ fn check_data_map(
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(s)
                 .map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "illegal base64 data in {field}[{k}]: {e}"
-                    ))
+                    ApiError::bad_request(format!("illegal base64 data in {field}[{k}]: {e}"))
                 })?;
             total += raw.len();
         } else {
@@ -136,7 +135,10 @@ fn check_data_map(
 
 /// Applies kind-specific defaulting and validation to an object about to be stored.
 pub fn prepare(rt: &ResourceType, old: Option<&Value>, new: &mut Value) -> ApiResult<()> {
-    let name = new["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = new["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     validate_metadata(rt, &name, new)?;
     if !rt.group.is_empty() {
         return Ok(());
@@ -160,34 +162,51 @@ pub fn prepare(rt: &ResourceType, old: Option<&Value>, new: &mut Value) -> ApiRe
     }
 }
 
-fn check_immutable(rt: &ResourceType, name: &str, old: Option<&Value>, new: &Value) -> ApiResult<()> {
+fn check_immutable(
+    rt: &ResourceType,
+    name: &str,
+    old: Option<&Value>,
+    new: &Value,
+) -> ApiResult<()> {
     let Some(old) = old else { return Ok(()) };
     if old["immutable"] == json!(true) {
         for f in ["data", "binaryData"] {
             if old[f] != new[f] {
-                return Err(invalid(rt, name, f, "Forbidden: field is immutable when `immutable` is set".into()));
+                return Err(invalid(
+                    rt,
+                    name,
+                    f,
+                    "Forbidden: field is immutable when `immutable` is set".into(),
+                ));
             }
         }
         if new["immutable"] != json!(true) {
-            return Err(invalid(rt, name, "immutable", "Forbidden: field is immutable when `immutable` is set".into()));
+            return Err(invalid(
+                rt,
+                name,
+                "immutable",
+                "Forbidden: field is immutable when `immutable` is set".into(),
+            ));
         }
     }
     Ok(())
 }
 
-fn prepare_secret(rt: &ResourceType, name: &str, old: Option<&Value>, new: &mut Value) -> ApiResult<()> {
+fn prepare_secret(
+    rt: &ResourceType,
+    name: &str,
+    old: Option<&Value>,
+    new: &mut Value,
+) -> ApiResult<()> {
     // stringData is write-only: fold it into data (it wins over data for the same key).
-    if let Some(sd) = new
-        .as_object_mut()
-        .and_then(|o| o.remove("stringData"))
-    {
+    if let Some(sd) = new.as_object_mut().and_then(|o| o.remove("stringData")) {
         let Value::Object(sd) = sd else {
             return Err(ApiError::bad_request("stringData must be a map of strings"));
         };
         for (k, v) in sd {
-            let s = v
-                .as_str()
-                .ok_or_else(|| ApiError::bad_request(format!("stringData[{k}]: expected a string")))?;
+            let s = v.as_str().ok_or_else(|| {
+                ApiError::bad_request(format!("stringData[{k}]: expected a string"))
+            })?;
             if !new["data"].is_object() {
                 new["data"] = json!({});
             }
@@ -209,21 +228,41 @@ fn prepare_secret(rt: &ResourceType, name: &str, old: Option<&Value>, new: &mut 
     }
     let total = check_data_map(rt, name, new, "data", true)?;
     if total > MAX_DATA_BYTES {
-        return Err(invalid(rt, name, "data", format!("Too long: may not be more than {MAX_DATA_BYTES} bytes")));
+        return Err(invalid(
+            rt,
+            name,
+            "data",
+            format!("Too long: may not be more than {MAX_DATA_BYTES} bytes"),
+        ));
     }
     check_immutable(rt, name, old, new)
 }
 
-fn prepare_configmap(rt: &ResourceType, name: &str, old: Option<&Value>, new: &mut Value) -> ApiResult<()> {
+fn prepare_configmap(
+    rt: &ResourceType,
+    name: &str,
+    old: Option<&Value>,
+    new: &mut Value,
+) -> ApiResult<()> {
     let mut total = check_data_map(rt, name, new, "data", false)?;
     total += check_data_map(rt, name, new, "binaryData", true)?;
     if let (Some(d), Some(b)) = (new["data"].as_object(), new["binaryData"].as_object()) {
         if let Some(k) = d.keys().find(|k| b.contains_key(*k)) {
-            return Err(invalid(rt, name, &format!("data[{k}]"), format!("Invalid value: \"{k}\": duplicate of key present in binaryData")));
+            return Err(invalid(
+                rt,
+                name,
+                &format!("data[{k}]"),
+                format!("Invalid value: \"{k}\": duplicate of key present in binaryData"),
+            ));
         }
     }
     if total > MAX_DATA_BYTES {
-        return Err(invalid(rt, name, "", format!("Too long: must have at most {MAX_DATA_BYTES} bytes")));
+        return Err(invalid(
+            rt,
+            name,
+            "",
+            format!("Too long: must have at most {MAX_DATA_BYTES} bytes"),
+        ));
     }
     check_immutable(rt, name, old, new)
 }

@@ -79,7 +79,10 @@ impl WatchRequest {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let (kind, api_version) = if self.metadata_only {
-            ("PartialObjectMetadata".to_string(), "meta.k8s.io/v1".to_string())
+            (
+                "PartialObjectMetadata".to_string(),
+                "meta.k8s.io/v1".to_string(),
+            )
         } else {
             (self.rt.kind.clone(), self.rt.api_version(&self.version))
         };
@@ -131,9 +134,9 @@ pub fn serve(shared: &Arc<Shared>, w: WatchRequest) -> ApiResult<Response> {
         }
     } else {
         let rv_str = w.resource_version.clone().unwrap_or_default();
-        let rv: u64 = rv_str.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid resource version: {rv_str:?}"))
-        })?;
+        let rv: u64 = rv_str
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_str:?}")))?;
         match store.events_after(rv) {
             Some(events) => initial.extend(events.iter().filter_map(|e| w.translate(e))),
             None => {

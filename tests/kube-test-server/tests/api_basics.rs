@@ -30,7 +30,12 @@ async fn raw_get(url: &str) -> (u16, Value) {
 }
 
 /// Minimal HTTP/1.1 client so tests can check exact wire responses.
-async fn raw(url: &str, method: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (u16, String) {
+async fn raw(
+    url: &str,
+    method: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     use http_body_util::{BodyExt, Full};
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<bytes::Bytes>>();
@@ -39,7 +44,9 @@ async fn raw(url: &str, method: &str, body: Option<&str>, headers: &[(&str, &str
         req = req.header(*k, *v);
     }
     let req = req
-        .body(Full::new(bytes::Bytes::from(body.unwrap_or("").to_string())))
+        .body(Full::new(bytes::Bytes::from(
+            body.unwrap_or("").to_string(),
+        )))
         .unwrap();
     let resp = client.request(req).await.unwrap();
     let code = resp.status().as_u16();
@@ -65,7 +72,10 @@ async fn discovery_documents_list_resources_with_verbs_and_subresources() {
     assert_eq!(secrets["kind"], "Secret");
     assert_eq!(secrets["namespaced"], true);
     assert_eq!(secrets["singularName"], "secret");
-    assert!(secrets["verbs"].as_array().unwrap().contains(&json!("watch")));
+    assert!(secrets["verbs"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("watch")));
 
     let (_, apps) = raw_get(&format!("{url}/apis/apps/v1")).await;
     let names: Vec<&str> = apps["resources"]
@@ -74,10 +84,16 @@ async fn discovery_documents_list_resources_with_verbs_and_subresources() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    for n in ["deployments", "deployments/status", "statefulsets", "daemonsets/status"] {
+    for n in [
+        "deployments",
+        "deployments/status",
+        "statefulsets",
+        "daemonsets/status",
+    ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
-    let deploy = &apps["resources"].as_array().unwrap()[names.iter().position(|n| *n == "deployments").unwrap()];
+    let deploy = &apps["resources"].as_array().unwrap()
+        [names.iter().position(|n| *n == "deployments").unwrap()];
     assert_eq!(deploy["shortNames"], json!(["deploy"]));
 
     let (_, groups) = raw_get(&format!("{url}/apis")).await;
@@ -87,7 +103,12 @@ async fn discovery_documents_list_resources_with_verbs_and_subresources() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    for g in ["apps", "coordination.k8s.io", "events.k8s.io", "apiextensions.k8s.io"] {
+    for g in [
+        "apps",
+        "coordination.k8s.io",
+        "events.k8s.io",
+        "apiextensions.k8s.io",
+    ] {
         assert!(gnames.contains(&g));
     }
     let (code, _) = raw_get(&format!("{url}/apis/nope.example.com/v1")).await;
@@ -98,23 +119,45 @@ async fn discovery_documents_list_resources_with_verbs_and_subresources() {
         &format!("{url}/apis"),
         "GET",
         None,
-        &[("accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")],
+        &[(
+            "accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )],
     )
     .await;
     assert_eq!(code, 200);
     let agg: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(agg["kind"], "APIGroupDiscoveryList");
-    let apps = agg["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == "apps").unwrap();
-    let dep = apps["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "deployments").unwrap();
+    let apps = agg["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .unwrap();
+    let dep = apps["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "deployments")
+        .unwrap();
     assert_eq!(dep["scope"], "Namespaced");
     assert_eq!(dep["subresources"][0]["subresource"], "status");
 
     // kube-rs discovery works end to end.
     let disc = Discovery::new(server.client()).run().await.unwrap();
     assert!(disc.has_group("apps"));
-    let (ar, caps) = disc.resolve_gvk(&kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment")).unwrap();
+    let (ar, caps) = disc
+        .resolve_gvk(&kube::api::GroupVersionKind::gvk(
+            "apps",
+            "v1",
+            "Deployment",
+        ))
+        .unwrap();
     assert_eq!(ar.plural, "deployments");
-    assert!(caps.subresources.iter().any(|(s, _)| s.plural == "deployments/status" || s.plural == "status"));
+    assert!(caps
+        .subresources
+        .iter()
+        .any(|(s, _)| s.plural == "deployments/status" || s.plural == "status"));
     server.shutdown().await;
 }
 
@@ -122,22 +165,41 @@ async fn discovery_documents_list_resources_with_verbs_and_subresources() {
 async fn crud_and_error_codes() {
     let server = TestServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let created = api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
     assert!(created.metadata.uid.is_some());
     assert!(created.metadata.creation_timestamp.is_some());
     let rv1: u64 = created.resource_version().unwrap().parse().unwrap();
 
-    let (code, reason) = api_code(api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap_err());
+    let (code, reason) = api_code(
+        api.create(&PostParams::default(), &cm("a", json!({})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
     let (code, reason) = api_code(api.get("missing").await.unwrap_err());
     assert_eq!((code, reason.as_str()), (404, "NotFound"));
 
     // Namespace must exist.
     let other: Api<ConfigMap> = Api::namespaced(server.client(), "nope");
-    let (code, _) = api_code(other.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap_err());
+    let (code, _) = api_code(
+        other
+            .create(&PostParams::default(), &cm("a", json!({})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 404);
     let nss: Api<Namespace> = Api::all(server.client());
-    let names: Vec<String> = nss.list(&ListParams::default()).await.unwrap().items.iter().map(|n| n.name_any()).collect();
+    let names: Vec<String> = nss
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
     assert!(names.contains(&"default".to_string()) && names.contains(&"kube-system".to_string()));
 
     // Update with the current RV succeeds and bumps the RV; a stale RV is a 409 Conflict.
@@ -146,7 +208,11 @@ async fn crud_and_error_codes() {
     let updated = api.replace("a", &PostParams::default(), &c).await.unwrap();
     let rv2: u64 = updated.resource_version().unwrap().parse().unwrap();
     assert!(rv2 > rv1);
-    let (code, reason) = api_code(api.replace("a", &PostParams::default(), &c).await.unwrap_err());
+    let (code, reason) = api_code(
+        api.replace("a", &PostParams::default(), &c)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
     // No resourceVersion: unconditional.
     c.metadata.resource_version = None;
@@ -168,23 +234,58 @@ async fn crud_and_error_codes() {
     assert_eq!(code, 404);
 
     // Invalid name: 422.
-    let (code, reason) = api_code(api.create(&PostParams::default(), &cm("Bad_Name", json!({}))).await.unwrap_err());
+    let (code, reason) = api_code(
+        api.create(&PostParams::default(), &cm("Bad_Name", json!({})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
 
     // Unknown patch type: 415; wrong method: 405.
-    let (code, body) = raw(&format!("{}/api/v1/namespaces/default/configmaps/{}", server.url(), gen.name_any()), "PATCH", Some("{}"), &[("content-type", "text/plain")]).await;
+    let (code, body) = raw(
+        &format!(
+            "{}/api/v1/namespaces/default/configmaps/{}",
+            server.url(),
+            gen.name_any()
+        ),
+        "PATCH",
+        Some("{}"),
+        &[("content-type", "text/plain")],
+    )
+    .await;
     assert_eq!(code, 415, "{body}");
-    let (code, _) = raw(&format!("{}/api/v1/namespaces/default/configmaps", server.url()), "PUT", Some("{}"), &[("content-type", "application/json")]).await;
+    let (code, _) = raw(
+        &format!("{}/api/v1/namespaces/default/configmaps", server.url()),
+        "PUT",
+        Some("{}"),
+        &[("content-type", "application/json")],
+    )
+    .await;
     assert_eq!(code, 405);
     // Malformed body: 400.
-    let (code, body) = raw(&format!("{}/api/v1/namespaces/default/configmaps", server.url()), "POST", Some("{not json"), &[("content-type", "application/json")]).await;
+    let (code, body) = raw(
+        &format!("{}/api/v1/namespaces/default/configmaps", server.url()),
+        "POST",
+        Some("{not json"),
+        &[("content-type", "application/json")],
+    )
+    .await;
     assert_eq!(code, 400);
     let status: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["kind"], "Status");
     assert_eq!(status["reason"], "BadRequest");
 
     // dryRun=All does not persist.
-    let dry = api.create(&PostParams { dry_run: true, ..Default::default() }, &cm("dry", json!({}))).await.unwrap();
+    let dry = api
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &cm("dry", json!({})),
+        )
+        .await
+        .unwrap();
     assert_eq!(dry.name_any(), "dry");
     assert!(api.get_opt("dry").await.unwrap().is_none());
 }
@@ -199,7 +300,9 @@ async fn label_and_field_selectors_support_every_operator() {
         ("c", json!({"app": "db"})),
         ("d", json!({})),
     ] {
-        api.create(&PostParams::default(), &cm(name, labels)).await.unwrap();
+        api.create(&PostParams::default(), &cm(name, labels))
+            .await
+            .unwrap();
     }
     kube::Api::<ConfigMap>::namespaced(server.client(), "kube-system")
         .create(&PostParams::default(), &cm("e", json!({"app": "web"})))
@@ -208,7 +311,14 @@ async fn label_and_field_selectors_support_every_operator() {
     let names = |lp: ListParams| {
         let api = api.clone();
         async move {
-            let mut v: Vec<String> = api.list(&lp).await.unwrap().items.iter().map(|o| o.name_any()).collect();
+            let mut v: Vec<String> = api
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|o| o.name_any())
+                .collect();
             v.sort();
             v.join(",")
         }
@@ -229,10 +339,20 @@ async fn label_and_field_selectors_support_every_operator() {
 
     // All namespaces.
     let all: Api<ConfigMap> = Api::all(server.client());
-    let mut v: Vec<String> = all.list(&l("app=web")).await.unwrap().items.iter().map(|o| format!("{}/{}", o.namespace().unwrap(), o.name_any())).collect();
+    let mut v: Vec<String> = all
+        .list(&l("app=web"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| format!("{}/{}", o.namespace().unwrap(), o.name_any()))
+        .collect();
     v.sort();
     assert_eq!(v, ["default/a", "default/b", "kube-system/e"]);
-    let list = all.list(&f("metadata.namespace=kube-system")).await.unwrap();
+    let list = all
+        .list(&f("metadata.namespace=kube-system"))
+        .await
+        .unwrap();
     assert_eq!(list.items.len(), 1);
 
     // Malformed selectors are 400.
@@ -247,27 +367,40 @@ async fn limit_and_continue_paginate_a_consistent_snapshot() {
     let server = TestServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
     for i in 0..7 {
-        api.create(&PostParams::default(), &cm(&format!("cm-{i}"), json!({}))).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("cm-{i}"), json!({})))
+            .await
+            .unwrap();
     }
     let first = api.list(&ListParams::default().limit(3)).await.unwrap();
     assert_eq!(first.items.len(), 3);
     assert_eq!(first.metadata.remaining_item_count, Some(4));
     let list_rv = first.metadata.resource_version.clone().unwrap();
     // A change between pages does not show up in later pages of the same list.
-    api.create(&PostParams::default(), &cm("cm-9", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("cm-9", json!({})))
+        .await
+        .unwrap();
     api.delete("cm-5", &DeleteParams::default()).await.unwrap();
     let mut names: Vec<String> = first.items.iter().map(|o| o.name_any()).collect();
     let mut token = first.metadata.continue_.clone();
     while let Some(t) = token.filter(|t| !t.is_empty()) {
-        let page = api.list(&ListParams::default().limit(3).continue_token(&t)).await.unwrap();
-        assert_eq!(page.metadata.resource_version.as_deref(), Some(list_rv.as_str()));
+        let page = api
+            .list(&ListParams::default().limit(3).continue_token(&t))
+            .await
+            .unwrap();
+        assert_eq!(
+            page.metadata.resource_version.as_deref(),
+            Some(list_rv.as_str())
+        );
         names.extend(page.items.iter().map(|o| o.name_any()));
         token = page.metadata.continue_.clone();
     }
     assert_eq!(names, (0..7).map(|i| format!("cm-{i}")).collect::<Vec<_>>());
     // List RV equals the global RV at list time.
     let now = api.list(&ListParams::default()).await.unwrap();
-    assert_eq!(now.metadata.resource_version.unwrap(), server.resource_version().to_string());
+    assert_eq!(
+        now.metadata.resource_version.unwrap(),
+        server.resource_version().to_string()
+    );
 }
 
 #[tokio::test]
@@ -281,36 +414,98 @@ async fn generation_bumps_only_on_spec_changes() {
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
         "status": {"replicas": 99}
-    })).unwrap();
+    }))
+    .unwrap();
     let d = api.create(&PostParams::default(), &d).await.unwrap();
     assert_eq!(d.metadata.generation, Some(1));
-    assert!(d.status.is_none(), "status is ignored on create for kinds with /status");
+    assert!(
+        d.status.is_none(),
+        "status is ignored on create for kinds with /status"
+    );
     let pp = PatchParams::default();
-    let d = api.patch("web", &pp, &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}}))).await.unwrap();
+    let d = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(d.metadata.generation, Some(1), "metadata change");
-    let d = api.patch_status("web", &pp, &Patch::Merge(json!({"status": {"replicas": 1}}))).await.unwrap();
+    let d = api
+        .patch_status(
+            "web",
+            &pp,
+            &Patch::Merge(json!({"status": {"replicas": 1}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(d.metadata.generation, Some(1), "status change");
     assert_eq!(d.status.unwrap().replicas, Some(1));
-    let d = api.patch("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 3}, "status": {"replicas": 5}}))).await.unwrap();
+    let d = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::Merge(json!({"spec": {"replicas": 3}, "status": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(d.metadata.generation, Some(2), "spec change");
-    assert_eq!(d.status.unwrap().replicas, Some(1), "status ignored on main resource");
+    assert_eq!(
+        d.status.unwrap().replicas,
+        Some(1),
+        "status ignored on main resource"
+    );
     // A no-op write changes nothing, not even the resourceVersion.
     let before = d.metadata.resource_version.clone();
-    let d = api.patch("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.unwrap();
+    let d = api
+        .patch("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 3}})))
+        .await
+        .unwrap();
     assert_eq!(d.metadata.resource_version, before);
     // JSON patch and strategic merge patch.
-    let d = api.patch("web", &pp, &Patch::<()>::Json(serde_json::from_value(json!([
-        {"op": "replace", "path": "/spec/replicas", "value": 4},
-        {"op": "test", "path": "/spec/replicas", "value": 4}
-    ])).unwrap())).await.unwrap();
+    let d = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::<()>::Json(
+                serde_json::from_value(json!([
+                    {"op": "replace", "path": "/spec/replicas", "value": 4},
+                    {"op": "test", "path": "/spec/replicas", "value": 4}
+                ]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
     assert_eq!(d.spec.as_ref().unwrap().replicas, Some(4));
     assert_eq!(d.metadata.generation, Some(3));
-    let (code, _) = api_code(api.patch("web", &pp, &Patch::<()>::Json(serde_json::from_value(json!([
-        {"op": "test", "path": "/spec/replicas", "value": 9}
-    ])).unwrap())).await.unwrap_err());
+    let (code, _) = api_code(
+        api.patch(
+            "web",
+            &pp,
+            &Patch::<()>::Json(
+                serde_json::from_value(json!([
+                    {"op": "test", "path": "/spec/replicas", "value": 9}
+                ]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap_err(),
+    );
     assert_eq!(code, 422);
     let d = api.patch("web", &pp, &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "busybox"}]}}}}))).await.unwrap();
-    let containers: Vec<String> = d.spec.unwrap().template.spec.unwrap().containers.iter().map(|c| c.name.clone()).collect();
+    let containers: Vec<String> = d
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     assert_eq!(containers, ["c", "side"]);
 }
 
@@ -318,14 +513,26 @@ async fn generation_bumps_only_on_spec_changes() {
 async fn merge_patch_with_stale_resource_version_conflicts() {
     let server = TestServer::start().await.unwrap();
     let api: Api<Secret> = Api::default_namespaced(server.client());
-    let s: Secret = serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"a": "1"}})).unwrap();
+    let s: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"a": "1"}}))
+            .unwrap();
     let s = api.create(&PostParams::default(), &s).await.unwrap();
     let rv = s.resource_version().unwrap();
-    api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"b": "2"}}))).await.unwrap();
+    api.patch(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"stringData": {"b": "2"}})),
+    )
+    .await
+    .unwrap();
     let (code, reason) = api_code(
-        api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"resourceVersion": rv}, "stringData": {"c": "3"}})))
-            .await
-            .unwrap_err(),
+        api.patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"resourceVersion": rv}, "stringData": {"c": "3"}})),
+        )
+        .await
+        .unwrap_err(),
     );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
     let s = api.get("s").await.unwrap();

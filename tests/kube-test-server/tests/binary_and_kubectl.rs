@@ -124,8 +124,13 @@ async fn kubectl_drives_the_server() {
     let client = server.client();
 
     // Server-side apply of a Deployment and a Secret.
-    let out = k.ok(&["apply", "--server-side", "-f", "-"], Some(MANIFESTS)).await;
-    assert!(out.contains("deployment.apps/web serverside-applied"), "{out}");
+    let out = k
+        .ok(&["apply", "--server-side", "-f", "-"], Some(MANIFESTS))
+        .await;
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
     assert!(out.contains("secret/creds serverside-applied"), "{out}");
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
     let s = secrets.get("creds").await.unwrap();
@@ -134,7 +139,8 @@ async fn kubectl_drives_the_server() {
     assert_eq!(mf[0].manager.as_deref(), Some("kubectl"));
     assert_eq!(mf[0].operation.as_deref(), Some("Apply"));
     // Re-applying is idempotent (no conflict with itself).
-    k.ok(&["apply", "--server-side", "-f", "-"], Some(MANIFESTS)).await;
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(MANIFESTS))
+        .await;
 
     // get -o yaml and table output.
     let yaml = k.ok(&["get", "secret", "creds", "-o", "yaml"], None).await;
@@ -142,28 +148,58 @@ async fn kubectl_drives_the_server() {
     assert!(yaml.contains("kind: Secret"), "{yaml}");
     let table = k.ok(&["get", "deploy,secret"], None).await;
     assert!(table.contains("deployment.apps/web"), "{table}");
-    assert!(table.contains("secret/creds") && table.contains("Opaque"), "{table}");
+    assert!(
+        table.contains("secret/creds") && table.contains("Opaque"),
+        "{table}"
+    );
 
     // rollout restart patches the pod template and bumps generation.
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
-    assert_eq!(deploys.get("web").await.unwrap().metadata.generation, Some(1));
-    k.ok(&["rollout", "restart", "deployment", "web"], None).await;
+    assert_eq!(
+        deploys.get("web").await.unwrap().metadata.generation,
+        Some(1)
+    );
+    k.ok(&["rollout", "restart", "deployment", "web"], None)
+        .await;
     let d = deploys.get("web").await.unwrap();
     assert_eq!(d.metadata.generation, Some(2));
-    let ann = d.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
+    let ann = d
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
     assert!(ann.contains_key("kubectl.kubernetes.io/restartedAt"));
 
     // (Client-side) apply of a CRD, wait for it, then a custom object, twice.
     k.ok(&["apply", "-f", "-"], Some(CRD)).await;
-    k.ok(&["wait", "--for", "condition=established", "crd/gadgets.demo.arnsync.io", "--timeout=20s"], None).await;
-    let gadget = "apiVersion: demo.arnsync.io/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: red}\n";
+    k.ok(
+        &[
+            "wait",
+            "--for",
+            "condition=established",
+            "crd/gadgets.demo.arnsync.io",
+            "--timeout=20s",
+        ],
+        None,
+    )
+    .await;
+    let gadget =
+        "apiVersion: demo.arnsync.io/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: red}\n";
     let out = k.ok(&["apply", "-f", "-"], Some(gadget)).await;
     assert!(out.contains("gadget.demo.arnsync.io/g1 created"), "{out}");
-    let out = k.ok(&["apply", "-f", "-"], Some(&gadget.replace("red", "blue"))).await;
+    let out = k
+        .ok(&["apply", "-f", "-"], Some(&gadget.replace("red", "blue")))
+        .await;
     assert!(out.contains("configured"), "{out}");
     let table = k.ok(&["get", "gd"], None).await;
     assert!(table.contains("COLOR") && table.contains("blue"), "{table}");
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("demo.arnsync.io", "v1", "Gadget"), "gadgets");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("demo.arnsync.io", "v1", "Gadget"),
+        "gadgets",
+    );
     let gadgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
     let g = gadgets.get("g1").await.unwrap();
     assert_eq!(g.data["spec"]["color"], "blue");
@@ -197,10 +233,15 @@ async fn binary_prints_address_writes_kubeconfig_and_stops_on_sigterm() {
         .unwrap()
         .unwrap();
     let url = line.strip_prefix("listening on ").expect("listening line");
-    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "{line}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{line}"
+    );
 
     let kc = Kubeconfig::read_from(&kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
     assert_eq!(cfg.cluster_url.to_string().trim_end_matches('/'), url);
     assert_eq!(cfg.default_namespace, "default");
     let client = kube::Client::try_from(cfg).unwrap();
@@ -208,7 +249,10 @@ async fn binary_prints_address_writes_kubeconfig_and_stops_on_sigterm() {
     assert!(nss.list(&ListParams::default()).await.unwrap().items.len() >= 2);
 
     let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await

@@ -37,8 +37,10 @@ pub struct WidgetStatus {
 }
 
 fn cm(name: &str, labels: Value) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}))
-        .unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}),
+    )
+    .unwrap()
 }
 
 async fn eventually<F, Fut>(what: &str, mut f: F)
@@ -58,7 +60,9 @@ where
 
 async fn register_widget_crd(server: &TestServer) {
     let crds: Api<CustomResourceDefinition> = Api::all(server.client());
-    crds.create(&PostParams::default(), &Widget::crd()).await.unwrap();
+    crds.create(&PostParams::default(), &Widget::crd())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -87,7 +91,10 @@ async fn controller_reconciles_custom_resources_and_writes_status() {
     );
     for (name, size) in [("a", 1), ("b", 2), ("c", 3)] {
         widgets
-            .create(&PostParams::default(), &Widget::new(name, WidgetSpec { size }))
+            .create(
+                &PostParams::default(),
+                &Widget::new(name, WidgetSpec { size }),
+            )
             .await
             .unwrap();
     }
@@ -103,12 +110,19 @@ async fn controller_reconciles_custom_resources_and_writes_status() {
             true
         }
     };
-    eventually("status of a, b, c", || check(vec![("a", 1), ("b", 2), ("c", 3)])).await;
+    eventually("status of a, b, c", || {
+        check(vec![("a", 1), ("b", 2), ("c", 3)])
+    })
+    .await;
     // A spec change is reconciled too; the status write did not bump generation.
     let b = widgets.get("b").await.unwrap();
     assert_eq!(b.metadata.generation, Some(1));
     widgets
-        .patch("b", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 20}})))
+        .patch(
+            "b",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 20}})),
+        )
         .await
         .unwrap();
     eventually("status of b follows spec", || check(vec![("b", 20)])).await;
@@ -126,7 +140,9 @@ async fn watcher_resumes_after_the_server_drops_watches() {
         .default_backoff()
         .applied_objects();
     let task = tokio::spawn(stream.for_each(|_| async {}));
-    api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
     eventually("a in cache", || {
         let r = reader.clone();
         async move { r.state().iter().any(|o| o.name_any() == "a") }
@@ -135,7 +151,9 @@ async fn watcher_resumes_after_the_server_drops_watches() {
     let watches_before = server.request_count("watch", "configmaps");
     let lists_before = server.request_count("list", "configmaps");
     server.drop_watches();
-    api.create(&PostParams::default(), &cm("b", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("b", json!({})))
+        .await
+        .unwrap();
     api.delete("a", &DeleteParams::default()).await.unwrap();
     eventually("b in cache, a gone", || {
         let r = reader.clone();
@@ -157,7 +175,9 @@ async fn watcher_relists_after_410_gone() {
         history_limit: 3,
         ..Default::default()
     };
-    let server = TestServer::start_with("127.0.0.1:0".parse().unwrap(), opts).await.unwrap();
+    let server = TestServer::start_with("127.0.0.1:0".parse().unwrap(), opts)
+        .await
+        .unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
     let (reader, writer) = reflector::store::<ConfigMap>();
     let task = tokio::spawn(
@@ -165,7 +185,9 @@ async fn watcher_relists_after_410_gone() {
             .default_backoff()
             .for_each(|_| async {}),
     );
-    api.create(&PostParams::default(), &cm("first", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("first", json!({})))
+        .await
+        .unwrap();
     eventually("first in cache", || {
         let r = reader.clone();
         async move { r.state().len() == 1 }
@@ -173,26 +195,36 @@ async fn watcher_relists_after_410_gone() {
     .await;
     assert_eq!(server.request_count("list", "configmaps"), 1);
     // Hold the re-watch back while more changes than the history holds happen.
-    server.inject(Fault::default().verb("watch").latency(Duration::from_millis(800)).times(1));
+    server.inject(
+        Fault::default()
+            .verb("watch")
+            .latency(Duration::from_millis(800))
+            .times(1),
+    );
     server.drop_watches();
     for i in 0..6 {
-        api.create(&PostParams::default(), &cm(&format!("n{i}"), json!({}))).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("n{i}"), json!({})))
+            .await
+            .unwrap();
     }
     eventually("all 7 in cache after relist", || {
         let r = reader.clone();
         async move { r.state().len() == 7 }
     })
     .await;
-    assert!(server.request_count("list", "configmaps") >= 2, "expected a relist");
+    assert!(
+        server.request_count("list", "configmaps") >= 2,
+        "expected a relist"
+    );
     task.abort();
 }
 
 /// Opens a raw watch and returns a line reader.
-async fn raw_watch(
-    url: &str,
-) -> tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>> {
+async fn raw_watch(url: &str) -> tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>> {
     let u: http::Uri = url.parse().unwrap();
-    let mut stream = tokio::net::TcpStream::connect(u.authority().unwrap().as_str()).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(u.authority().unwrap().as_str())
+        .await
+        .unwrap();
     use tokio::io::AsyncWriteExt;
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
@@ -223,12 +255,19 @@ async fn raw_watch_semantics_errors_bookmarks_and_selectors() {
         history_limit: 3,
         bookmark_interval: Duration::from_millis(100),
     };
-    let server = TestServer::start_with("127.0.0.1:0".parse().unwrap(), opts).await.unwrap();
+    let server = TestServer::start_with("127.0.0.1:0".parse().unwrap(), opts)
+        .await
+        .unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let c = api.create(&PostParams::default(), &cm("a", json!({"sel": "yes"}))).await.unwrap();
+    let c = api
+        .create(&PostParams::default(), &cm("a", json!({"sel": "yes"})))
+        .await
+        .unwrap();
     let old_rv = c.resource_version().unwrap();
     for i in 0..5 {
-        api.create(&PostParams::default(), &cm(&format!("x{i}"), json!({}))).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("x{i}"), json!({})))
+            .await
+            .unwrap();
     }
     // Too old: a single ERROR event with a 410 Expired Status.
     let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
@@ -239,32 +278,63 @@ async fn raw_watch_semantics_errors_bookmarks_and_selectors() {
     assert_eq!(ev["object"]["reason"], "Expired");
     // And list with an Exact too-old RV is HTTP 410.
     let err = api
-        .list(&ListParams::default().at(&old_rv).matching(kube::api::VersionMatch::Exact))
+        .list(
+            &ListParams::default()
+                .at(&old_rv)
+                .matching(kube::api::VersionMatch::Exact),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 410), "{err:?}");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 410),
+        "{err:?}"
+    );
 
     // From "now" with a selector: synthetic ADDED, then transitions in and out of the selection.
     let rv = server.resource_version();
-    let mut w = raw_watch(&format!("{base}?watch=true&labelSelector=sel%3Dyes&allowWatchBookmarks=true&resourceVersion={rv}")).await;
-    api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"sel": "no"}}}))).await.unwrap();
-    api.patch("x1", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"sel": "yes"}}}))).await.unwrap();
+    let mut w = raw_watch(&format!(
+        "{base}?watch=true&labelSelector=sel%3Dyes&allowWatchBookmarks=true&resourceVersion={rv}"
+    ))
+    .await;
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"sel": "no"}}})),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        "x1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"sel": "yes"}}})),
+    )
+    .await
+    .unwrap();
     let mut seen = Vec::new();
     let mut bookmark_rv = None;
     while seen.len() < 2 || bookmark_rv.is_none() {
         let ev = next_event(&mut w).await.unwrap();
         let t = ev["type"].as_str().unwrap().to_string();
         if t == "BOOKMARK" {
-            bookmark_rv = ev["object"]["metadata"]["resourceVersion"].as_str().map(String::from);
+            bookmark_rv = ev["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .map(String::from);
         } else {
-            seen.push(format!("{t} {}", ev["object"]["metadata"]["name"].as_str().unwrap()));
+            seen.push(format!(
+                "{t} {}",
+                ev["object"]["metadata"]["name"].as_str().unwrap()
+            ));
         }
     }
     assert_eq!(seen, ["DELETED a", "ADDED x1"]);
     assert!(bookmark_rv.unwrap().parse::<u64>().unwrap() >= rv + 2);
 
     // timeoutSeconds ends the stream cleanly.
-    let mut w = raw_watch(&format!("{base}?watch=1&timeoutSeconds=1&resourceVersion={}", server.resource_version())).await;
+    let mut w = raw_watch(&format!(
+        "{base}?watch=1&timeoutSeconds=1&resourceVersion={}",
+        server.resource_version()
+    ))
+    .await;
     let start = std::time::Instant::now();
     assert!(next_event(&mut w).await.is_none());
     assert!(start.elapsed() < Duration::from_secs(5));
@@ -274,7 +344,9 @@ async fn raw_watch_semantics_errors_bookmarks_and_selectors() {
 async fn streaming_list_watcher_and_metadata_watcher() {
     let server = TestServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    api.create(&PostParams::default(), &cm("pre", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("pre", json!({})))
+        .await
+        .unwrap();
 
     // metadata_watcher: PartialObjectMetadata objects, sees create, modify, delete.
     #[allow(deprecated)] // the replacement sends the same metadata-only requests
@@ -296,12 +368,25 @@ async fn streaming_list_watcher_and_metadata_watcher() {
     assert_eq!(init_names, ["pre"]);
 
     let mut got = Vec::new();
-    api.create(&PostParams::default(), &cm("m", json!({}))).await.unwrap();
-    api.patch("m", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"l": "1"}}}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("m", json!({})))
+        .await
+        .unwrap();
+    api.patch(
+        "m",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"l": "1"}}})),
+    )
+    .await
+    .unwrap();
     api.delete("m", &DeleteParams::default()).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while got.len() < 3 && tokio::time::Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_secs(10), meta.try_next()).await.unwrap().unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(10), meta.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
             watcher::Event::Apply(o) if o.name_any() == "m" => {
                 got.push(format!("apply {:?}", o.labels().get("l")))
             }
@@ -313,7 +398,12 @@ async fn streaming_list_watcher_and_metadata_watcher() {
     // The streaming-list watcher sees the same changes.
     let mut names = Vec::new();
     while names.len() < 3 {
-        match tokio::time::timeout(Duration::from_secs(10), streaming.try_next()).await.unwrap().unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(10), streaming.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
             watcher::Event::Apply(o) | watcher::Event::Delete(o) => names.push(o.name_any()),
             _ => {}
         }
