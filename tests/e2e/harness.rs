@@ -167,6 +167,10 @@ impl Env {
                 .patch(&name, &pp, &Patch::Apply(&manifest))
                 .await
                 .map(|_| ()),
+            ("Namespace", None) => Api::<Namespace>::all(self.client.clone())
+                .patch(&name, &pp, &Patch::Apply(&manifest))
+                .await
+                .map(|_| ()),
             ("Secret", Some(ns)) => Api::<Secret>::namespaced(self.client.clone(), &ns)
                 .patch(&name, &pp, &Patch::Apply(&manifest))
                 .await
