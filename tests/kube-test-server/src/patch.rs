@@ -32,17 +32,26 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// RFC 6902. A failed `test` or a path that does not exist is 422 Invalid like the real
-/// server; a body that is not a JSON patch is 400.
+/// server; a body that is not a JSON patch is 400. As on the real server, `test` of a missing
+/// path against `null` succeeds (kube-runtime's finalizer helper relies on it).
 pub fn json_patch(target: &mut Value, patch: &Value, kind: &str, name: &str) -> ApiResult<()> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-    json_patch::patch(target, &ops).map_err(|e| {
-        ApiError::new(
-            422,
-            "Invalid",
-            format!("{kind} \"{name}\" is invalid: the server rejected our request due to an error in our request: {e}"),
-        )
-    })
+    for op in ops.0 {
+        if let json_patch::PatchOperation::Test(t) = &op {
+            if t.value.is_null() && target.pointer(t.path.as_str()).is_none() {
+                continue;
+            }
+        }
+        json_patch::patch(target, std::slice::from_ref(&op)).map_err(|e| {
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("{kind} \"{name}\" is invalid: the server rejected our request due to an error in our request: {e}"),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Merge key for a list field of the built-in types, by field name.

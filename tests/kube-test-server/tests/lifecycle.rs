@@ -558,3 +558,39 @@ async fn request_counters_and_fault_injection() {
     assert_eq!(server.request_count("get", "deployments/status"), 1);
     assert_eq!(server.request_count("get", "deployments"), 0);
 }
+
+#[tokio::test]
+async fn kube_runtime_finalizer_helper_works_end_to_end() {
+    use kube::runtime::controller::Action;
+    use kube::runtime::finalizer::{finalizer, Event};
+    use std::sync::Arc;
+    let server = TestServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let c: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "fin"}})).unwrap();
+    api.create(&PostParams::default(), &c).await.unwrap();
+    let run = |obj: ConfigMap| {
+        let api = api.clone();
+        async move {
+            finalizer(&api, "test.io/cleanup", Arc::new(obj), |ev| async move {
+                Ok::<_, std::convert::Infallible>(match ev {
+                    Event::Apply(_) => Action::requeue(Duration::from_secs(7)),
+                    Event::Cleanup(_) => Action::await_change(),
+                })
+            })
+            .await
+        }
+    };
+    // First pass adds the finalizer (JSON patch with a `test` op), second pass applies.
+    run(api.get("fin").await.unwrap()).await.unwrap();
+    let obj = api.get("fin").await.unwrap();
+    assert_eq!(obj.finalizers(), ["test.io/cleanup"]);
+    assert_eq!(
+        run(obj).await.unwrap(),
+        Action::requeue(Duration::from_secs(7))
+    );
+    api.delete("fin", &DeleteParams::default()).await.unwrap();
+    let obj = api.get("fin").await.unwrap();
+    assert!(obj.metadata.deletion_timestamp.is_some());
+    assert_eq!(run(obj).await.unwrap(), Action::await_change());
+    assert!(api.get_opt("fin").await.unwrap().is_none());
+}
