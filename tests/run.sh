@@ -12,6 +12,6 @@ cargo fmt --all --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
-# Two test binaries at a time: each end-to-end test starts moto, a Kubernetes test server and
-# the operator, and this machine class has two cores.
+# Each end-to-end test starts moto, a Kubernetes test server and the operator; a few at a time
+# keeps a two-core machine responsive.
 cargo test --workspace --locked -- --test-threads="${ARNSYNC_TEST_THREADS:-4}"

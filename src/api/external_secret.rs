@@ -1,5 +1,8 @@
 //! `ExternalSecret`: what to read from AWS and which Kubernetes Secret to write.
 
+// kube's printcolumn attributes repeat `type_ = "string"` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use kube::{CustomResource, KubeSchema};
