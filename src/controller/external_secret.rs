@@ -9,12 +9,11 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::error::{Error, SyncError};
-use super::{store, Context, FIELD_MANAGER};
+use super::{publish_status, store, Context, FIELD_MANAGER};
 use crate::api::{
     parse_duration, set_condition, Condition, ConditionStatus, ExternalSecret,
     ExternalSecretStatus, RemoteRef, Service,
@@ -60,7 +59,7 @@ pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Act
         Err(_) => Action::requeue(ctx.backoff(&key)),
     };
     let (status, ready) = next_status(&es, &outcome.as_ref().map(|(s, _)| s), now);
-    write_status(&es, &ctx, status, ready, &who).await?;
+    write_status(&es, &ctx, status, ready).await?;
     let reason = match &outcome {
         Ok((s, _)) => s
             .plan
@@ -146,20 +145,16 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
         }
     }));
     let (data, data_from) = futures::join!(data, data_from);
-    let data = data
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| SyncError::Source {
-            who: who.clone(),
-            source,
-        })?;
-    let data_from = data_from
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| SyncError::Source {
-            who: who.clone(),
-            source,
-        })?;
+    let all_ok = |results: Vec<Result<Fetched, SourceError>>| {
+        results
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| SyncError::Source {
+                who: who.clone(),
+                source,
+            })
+    };
+    let (data, data_from) = (all_ok(data)?, all_ok(data_from)?);
 
     let plan = sync::plan(PlanInput {
         es,
@@ -360,40 +355,22 @@ async fn write_status(
     ctx: &Context,
     status: ExternalSecretStatus,
     ready: Condition,
-    who: &str,
 ) -> Result<(), Error> {
     let previous = es
         .status
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
-    let transition = previous.is_none_or(|p| p.status != ready.status || p.reason != ready.reason);
-    if es.status.as_ref() != Some(&status) {
-        let api: Api<ExternalSecret> =
-            Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
-        let body = json!({
-            "apiVersion": ExternalSecret::api_version(&()),
-            "kind": ExternalSecret::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &es.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(body),
-        )
-        .await
-        .map_err(|source| Error::Status {
-            who: who.to_string(),
-            source,
-        })?;
-    }
-    if transition {
-        let type_ = if ready.status == ConditionStatus::True {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        };
-        ctx.event(es, type_, &ready.reason, &ready.message, "Sync")
-            .await;
-    }
-    Ok(())
+    let api: Api<ExternalSecret> =
+        Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
+    publish_status(
+        ctx,
+        &api,
+        es,
+        es.status.as_ref(),
+        &status,
+        previous,
+        &ready,
+        "Sync",
+    )
+    .await
 }

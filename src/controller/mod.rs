@@ -19,7 +19,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 pub use error::{Error, SyncError};
 
-use crate::api::{ClusterSecretStore, ExternalSecret, SecretStore, StoreKind};
+use crate::api::{
+    ClusterSecretStore, Condition, ConditionStatus, ExternalSecret, SecretStore, StoreKind,
+};
 use crate::metrics::Metrics;
 use crate::source::Sources;
 use crate::sync::{MANAGED_LABEL, OWNER_ANNOTATION};
@@ -109,6 +111,52 @@ impl Context {
             tracing::warn!(error = %e, reason, "could not publish event");
         }
     }
+}
+
+/// Writes `status` through server-side apply on `/status` when it differs from `current`, then
+/// emits one event when the Ready condition moved from `previous` (a transition, not a retry).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn publish_status<K, S>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    status: &S,
+    previous: Option<&Condition>,
+    ready: &Condition,
+    action: &str,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize + PartialEq,
+{
+    if current != Some(status) {
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &obj.name_any(),
+            &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
+            &kube::api::Patch::Apply(body),
+        )
+        .await
+        .map_err(|source| Error::Status {
+            who: format!("{} {}", K::kind(&()), obj.name_any()),
+            source,
+        })?;
+    }
+    if previous.is_none_or(|p| p.status != ready.status || p.reason != ready.reason) {
+        let type_ = if ready.status == ConditionStatus::True {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(obj, type_, &ready.reason, &ready.message, action)
+            .await;
+    }
+    Ok(())
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -5,15 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::error::{Error, SyncError};
 use super::store::{resolve_cluster_store, resolve_secret_store, ResolvedStore};
-use super::{Context, FIELD_MANAGER};
+use super::{publish_status, Context};
 use crate::api::{
     set_condition, ClusterSecretStore, Condition, ConditionStatus, SecretStore, StoreStatus,
 };
@@ -104,31 +101,17 @@ where
         .cloned();
     set_condition(&mut status.conditions, ready.clone());
     status.observed_generation = store.meta().generation;
-    if current != Some(&status) {
-        let body = json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &store.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(body),
-        )
-        .await
-        .map_err(|source| Error::Status {
-            who: store.name_any(),
-            source,
-        })?;
-    }
-    if previous.is_none_or(|p| p.status != ready.status || p.reason != ready.reason) {
-        let type_ = if ready.status == ConditionStatus::True {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        };
-        ctx.event(store, type_, &reason, &message, "Validate").await;
-    }
+    publish_status(
+        ctx,
+        api,
+        store,
+        current,
+        &status,
+        previous.as_ref(),
+        &ready,
+        "Validate",
+    )
+    .await?;
     ctx.metrics
         .reconcile(&K::kind(&()), &reason, started.elapsed());
     tracing::info!(object = %store.name_any(), kind = %K::kind(&()), reason = %reason, "store checked");
