@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use prometheus_client::registry::Registry;
 
-use arnsync::controller::{self, Context};
+use arnsync::controller::{self, Context, Options};
 use arnsync::metrics::Metrics;
 use arnsync::server::{self, ServerState};
 use arnsync::source::{SourceOptions, Sources};
@@ -49,6 +49,13 @@ struct RunArgs {
     /// Timeout of one AWS call attempt.
     #[arg(long, env = "ARNSYNC_AWS_TIMEOUT", default_value = "10s", value_parser = duration)]
     aws_timeout: Duration,
+    /// How often to check AWS for rotations (AWSCURRENT moves, new parameter versions), for
+    /// stores without spec.rotationCheckInterval.
+    #[arg(long, env = "ARNSYNC_ROTATION_CHECK_INTERVAL", default_value = "60s", value_parser = duration)]
+    rotation_check_interval: Duration,
+    /// Secret changes of one workload within this window roll it once.
+    #[arg(long, env = "ARNSYNC_RESTART_DEBOUNCE", default_value = "5s", value_parser = duration)]
+    restart_debounce: Duration,
     /// Attempts per AWS call (retries use exponential backoff with jitter).
     #[arg(long, env = "ARNSYNC_AWS_MAX_ATTEMPTS", default_value_t = 3)]
     aws_max_attempts: u32,
@@ -101,7 +108,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             ..SourceOptions::default()
         },
     );
-    let ctx = Arc::new(Context::new(client, sources, metrics));
+    let options = Options {
+        namespace: args.namespace.clone(),
+        rotation_check_interval: args.rotation_check_interval,
+        restart_debounce: args.restart_debounce,
+    };
+    let ctx = Arc::new(Context::new(client, sources, metrics, options));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -126,7 +138,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     ready.store(true, Ordering::Relaxed);
-    controller::run(ctx, args.namespace, stopped()).await;
+    controller::run(ctx, stopped()).await;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -25,12 +26,44 @@ pub struct AwsRequestLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    /// `SecretsManager` or `ParameterStore`.
+    pub service: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkloadLabels {
+    /// `Deployment`, `StatefulSet`, `DaemonSet` or `Rollout`.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    /// Ready condition status: `True`, `False` or `Unknown`.
+    pub ready: &'static str,
+}
+
+fn seconds_buckets() -> Histogram {
+    Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+}
+
 /// The metrics every part of the operator writes to. Cheap to clone (shared counters).
 #[derive(Clone)]
 pub struct Metrics {
     pub aws_requests: Family<AwsRequestLabels, Counter>,
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub reconcile_seconds: Family<ReconcileLabels, Histogram, fn() -> Histogram>,
+    pub rotations_detected: Family<ServiceLabels, Counter>,
+    pub workload_restarts: Family<WorkloadLabels, Counter>,
+    /// From a detected version move to the Secret written.
+    pub rotation_to_secret_seconds: Histogram,
+    /// From the Secret written to the workload's rollout patched.
+    pub secret_to_rollout_seconds: Histogram,
+    /// ExternalSecrets by Ready status.
+    pub external_secrets: Family<ConditionLabels, Gauge>,
+    /// 1 while this process leads (or runs without leader election).
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -38,9 +71,13 @@ impl Default for Metrics {
         Metrics {
             aws_requests: Family::default(),
             reconciles: Family::default(),
-            reconcile_seconds: Family::new_with_constructor(|| {
-                Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
-            }),
+            reconcile_seconds: Family::new_with_constructor(seconds_buckets),
+            rotations_detected: Family::default(),
+            workload_restarts: Family::default(),
+            rotation_to_secret_seconds: seconds_buckets(),
+            secret_to_rollout_seconds: seconds_buckets(),
+            external_secrets: Family::default(),
+            leader: Gauge::default(),
         }
     }
 }
@@ -51,7 +88,7 @@ impl Metrics {
         let m = Metrics::default();
         registry.register(
             "arnsync_aws_requests",
-            "AWS API calls by service, operation and outcome",
+            "AWS API call attempts by service, operation and outcome",
             m.aws_requests.clone(),
         );
         registry.register(
@@ -63,6 +100,36 @@ impl Metrics {
             "arnsync_reconcile_duration_seconds",
             "Time spent in one reconcile",
             m.reconcile_seconds.clone(),
+        );
+        registry.register(
+            "arnsync_rotations_detected",
+            "Remote version moves (rotations, new parameter versions) detected by the version watcher",
+            m.rotations_detected.clone(),
+        );
+        registry.register(
+            "arnsync_workload_restarts",
+            "Rollouts started because a Secret a workload uses changed",
+            m.workload_restarts.clone(),
+        );
+        registry.register(
+            "arnsync_rotation_to_secret_seconds",
+            "Time from detecting a remote version move to the Secret written",
+            m.rotation_to_secret_seconds.clone(),
+        );
+        registry.register(
+            "arnsync_secret_to_rollout_seconds",
+            "Time from a Secret written to the workload rollout patched",
+            m.secret_to_rollout_seconds.clone(),
+        );
+        registry.register(
+            "arnsync_external_secrets",
+            "ExternalSecrets by Ready condition status",
+            m.external_secrets.clone(),
+        );
+        registry.register(
+            "arnsync_leader",
+            "1 while this replica leads (or runs without leader election), else 0",
+            m.leader.clone(),
         );
         m
     }

@@ -29,9 +29,32 @@ use crate::sync::{MANAGED_LABEL, OWNER_ANNOTATION};
 /// The field manager of every write arnsync makes.
 pub const FIELD_MANAGER: &str = "arnsync";
 
+/// Operator-wide settings (from `arnsync run` flags).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Watch only this namespace.
+    pub namespace: Option<String>,
+    /// How often the version watcher checks for rotations, for stores that do not set
+    /// `spec.rotationCheckInterval`.
+    pub rotation_check_interval: Duration,
+    /// Secret changes of one workload within this window give one rollout.
+    pub restart_debounce: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            namespace: None,
+            rotation_check_interval: Duration::from_secs(60),
+            restart_debounce: Duration::from_secs(5),
+        }
+    }
+}
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
+    pub options: Options,
     pub sources: Sources,
     pub metrics: Metrics,
     recorder: Recorder,
@@ -43,7 +66,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, sources: Sources, metrics: Metrics) -> Context {
+    pub fn new(client: Client, sources: Sources, metrics: Metrics, options: Options) -> Context {
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -53,6 +76,7 @@ impl Context {
         );
         Context {
             client,
+            options,
             sources,
             metrics,
             recorder,
@@ -173,10 +197,10 @@ fn truncate(s: &str, max: usize) -> String {
 /// Runs every controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
-    namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
+    let namespace = ctx.options.namespace.clone();
     #[allow(clippy::type_complexity)]
     let (es_api, store_api, secret_api): (
         Api<ExternalSecret>,
