@@ -137,8 +137,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
-    ready.store(true, Ordering::Relaxed);
-    controller::run(ctx, stopped()).await;
+    let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if ready_rx.wait_for(|r| *r).await.is_ok() {
+            ready.store(true, Ordering::Relaxed);
+        }
+    });
+    controller::run(ctx, ready_tx, stopped()).await;
     Ok(())
 }
 

@@ -105,7 +105,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
             who: who.clone(),
             source,
         })?;
-    let store = store::resolve_for(&ctx.client, es).await?;
+    let store = store::resolve_for(&ctx.client, es, ctx.options.namespace.is_some()).await?;
 
     if let Some(plan) = up_to_date(es, existing.as_ref(), refresh, &store, ctx) {
         return Ok(Synced { plan, read: false });

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -194,9 +194,11 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// Runs every controller until `shutdown` resolves.
+/// Runs every controller until `shutdown` resolves. `ready` is set to true once the
+/// ExternalSecret cache has synced (the first full list is in).
 pub async fn run(
     ctx: Arc<Context>,
+    ready: tokio::sync::watch::Sender<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
@@ -227,7 +229,7 @@ pub async fn run(
     let owned_secrets = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
     let cache_for_stores = es_cache.clone();
     let cache_for_cluster_stores = es_cache.clone();
-    let es_run = es_controller
+    let es_controller = es_controller
         .watches(
             secret_api,
             owned_secrets,
@@ -250,8 +252,11 @@ pub async fn run(
                     store.namespace(),
                 )
             },
-        )
-        .watches(
+        );
+    // ClusterSecretStores are cluster-scoped: in single-namespace mode (namespaced RBAC only)
+    // they are not watched, and ExternalSecrets that name one are told so.
+    let es_controller = if namespace.is_none() {
+        es_controller.watches(
             cluster_store_api.clone(),
             watcher::Config::default(),
             move |store: ClusterSecretStore| {
@@ -263,6 +268,10 @@ pub async fn run(
                 )
             },
         )
+    } else {
+        es_controller
+    };
+    let es_run = es_controller
         .graceful_shutdown_on(shutdown.clone())
         .run(
             external_secret::reconcile,
@@ -279,16 +288,61 @@ pub async fn run(
             ctx.clone(),
         )
         .for_each(|_| futures::future::ready(()));
-    let cluster_store_run = Controller::new(cluster_store_api, watcher::Config::default())
-        .graceful_shutdown_on(shutdown)
-        .run(
-            store_status::reconcile_cluster_store,
-            store_status::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| futures::future::ready(()));
+    let cluster_store_run = if namespace.is_none() {
+        Controller::new(cluster_store_api, watcher::Config::default())
+            .graceful_shutdown_on(shutdown)
+            .run(
+                store_status::reconcile_cluster_store,
+                store_status::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| futures::future::ready(()))
+            .boxed()
+    } else {
+        futures::future::ready(()).boxed()
+    };
 
-    tokio::join!(es_run, store_run, cluster_store_run);
+    let readiness = {
+        let cache = es_cache.clone();
+        let ctx = ctx.clone();
+        async move {
+            if cache.wait_until_ready().await.is_ok() {
+                let _ = ready.send(true);
+            }
+            // Keep the condition gauge current from the cache: no extra API calls.
+            loop {
+                count_conditions(&cache, &ctx.metrics);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = async { tokio::join!(es_run, store_run, cluster_store_run) } => {}
+        _ = readiness => {}
+    }
+}
+
+/// Sets `arnsync_external_secrets{ready}` from the cache.
+fn count_conditions(cache: &kube::runtime::reflector::Store<ExternalSecret>, metrics: &Metrics) {
+    let (mut t, mut f, mut u) = (0i64, 0i64, 0i64);
+    for es in cache.state() {
+        let ready = es
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.clone());
+        match ready {
+            Some(ConditionStatus::True) => t += 1,
+            Some(ConditionStatus::False) => f += 1,
+            _ => u += 1,
+        }
+    }
+    for (label, n) in [("True", t), ("False", f), ("Unknown", u)] {
+        metrics
+            .external_secrets
+            .get_or_create(&crate::metrics::ConditionLabels { ready: label })
+            .set(n);
+    }
 }
 
 /// The ExternalSecrets (from the controller's cache) that use a store.

@@ -31,7 +31,11 @@ fn kube_err(who: &str) -> impl FnOnce(kube::Error) -> SyncError + '_ {
 }
 
 /// Finds the store `es` names, checks that `es` may use it, and reads its credentials.
-pub async fn resolve_for(client: &Client, es: &ExternalSecret) -> Result<ResolvedStore, SyncError> {
+pub async fn resolve_for(
+    client: &Client,
+    es: &ExternalSecret,
+    single_namespace: bool,
+) -> Result<ResolvedStore, SyncError> {
     let ns = es.namespace().unwrap_or_default();
     let who = format!("ExternalSecret {ns}/{}", es.name_any());
     let r = &es.spec.secret_store_ref;
@@ -49,6 +53,9 @@ pub async fn resolve_for(client: &Client, es: &ExternalSecret) -> Result<Resolve
                 })?;
             resolve_secret_store(client, &store).await
         }
+        StoreKind::ClusterSecretStore if single_namespace => Err(SyncError::StoreNotAllowed(format!(
+            "{who}: arnsync runs for namespace {ns} only (--namespace), without access to ClusterSecretStores; use a SecretStore"
+        ))),
         StoreKind::ClusterSecretStore => {
             let store = Api::<ClusterSecretStore>::all(client.clone())
                 .get_opt(&r.name)
