@@ -15,3 +15,4 @@ echo "== cargo test" >&2
 # Each end-to-end test starts moto, a Kubernetes test server and the operator; a few at a time
 # keeps a two-core machine responsive.
 cargo test --workspace --locked -- --test-threads="${ARNSYNC_TEST_THREADS:-4}"
+echo "== demo" >&2; bash tests/demo.sh
