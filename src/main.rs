@@ -1,17 +1,22 @@
 //! The `arnsync` binary: wiring only.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use prometheus_client::registry::Registry;
+use tokio::sync::watch;
 
 use arnsync::controller::{self, Context, Options};
+use arnsync::leader::{self, Elector};
 use arnsync::metrics::Metrics;
-use arnsync::server::{self, ServerState};
+use arnsync::server::{self, Phase, Readiness, ServerState};
 use arnsync::source::{SourceOptions, Sources};
+
+/// How long a stopping leader waits for in-flight reconciles before it lets go anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +64,21 @@ struct RunArgs {
     /// Attempts per AWS call (retries use exponential backoff with jitter).
     #[arg(long, env = "ARNSYNC_AWS_MAX_ATTEMPTS", default_value_t = 3)]
     aws_max_attempts: u32,
+    /// Act only while holding a coordination.k8s.io/v1 Lease, so that of several replicas one
+    /// reconciles and the others stand by. The identity written to the Lease is $POD_NAME, else
+    /// the hostname with a random suffix.
+    #[arg(long, env = "ARNSYNC_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    leader_election_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "ARNSYNC_LEADER_ELECTION_ID", default_value = "arnsync")]
+    leader_election_id: String,
+    /// How long a leader's claim lasts without renewal. The leader renews every third of it and
+    /// stops (exits) when it could not renew for two thirds; standbys retry every third.
+    #[arg(long, env = "ARNSYNC_LEASE_DURATION", default_value = "15s", value_parser = lease_duration)]
+    lease_duration: Duration,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -69,6 +89,14 @@ enum LogFormat {
 
 fn duration(s: &str) -> Result<Duration, String> {
     arnsync::api::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn lease_duration(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("must be at least 1s (leaseDurationSeconds is whole seconds)".into());
+    }
+    Ok(d)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -113,38 +141,138 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         rotation_check_interval: args.rotation_check_interval,
         restart_debounce: args.restart_debounce,
     };
-    let ctx = Arc::new(Context::new(client, sources, metrics, options));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let ready = Arc::new(AtomicBool::new(false));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        sources,
+        metrics.clone(),
+        options,
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || until(stop_rx.clone());
+    let readiness = Readiness::default();
     let bound = server::serve(
         args.metrics_addr,
         ServerState {
             registry: Arc::new(registry),
-            ready: ready.clone(),
+            readiness: readiness.clone(),
         },
         stopped(),
     )
     .await?;
-    tracing::info!(addr = %bound, namespace = ?args.namespace, "arnsync started; serving /metrics, /healthz, /readyz");
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-    });
-    let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        if ready_rx.wait_for(|r| *r).await.is_ok() {
-            ready.store(true, Ordering::Relaxed);
+    let identity = args.leader_election.then(leader::identity);
+    tracing::info!(
+        addr = %bound,
+        namespace = ?args.namespace,
+        identity = ?identity,
+        "arnsync started; serving /metrics, /healthz, /readyz"
+    );
+    {
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            readiness.set(Phase::Stopping);
+            let _ = stop_tx.send(true);
+        });
+    }
+
+    let Some(identity) = identity else {
+        metrics.leader.set(1);
+        run_controllers(ctx, readiness, stopped()).await;
+        return Ok(());
+    };
+    let mut elector = Elector::new(
+        client,
+        leader::Config {
+            namespace: args.leader_election_namespace,
+            name: args.leader_election_id,
+            identity,
+            lease_duration: args.lease_duration,
+        },
+    );
+    metrics.leader.set(0);
+    let standing_by = |_: &str| {
+        if readiness.get() == Phase::Starting {
+            readiness.set(Phase::Standby);
+        }
+    };
+    if !elector.acquire(standing_by, stopped()).await {
+        return Ok(());
+    }
+    lead(elector, ctx, readiness, stopped()).await
+}
+
+/// Runs the controllers while renewing the Lease. On shutdown: stop the controllers (still
+/// renewing), then release the Lease. On a lost Lease: stop the controllers and fail, so that
+/// Kubernetes restarts this replica as a standby with fresh state.
+async fn lead(
+    mut elector: Elector,
+    ctx: Arc<Context>,
+    readiness: Readiness,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics = ctx.metrics.clone();
+    metrics.leader.set(1);
+    if readiness.get() != Phase::Stopping {
+        readiness.set(Phase::Starting);
+    }
+    let (halt_tx, halt_rx) = watch::channel(false);
+    let mut controllers = tokio::spawn(run_controllers(ctx, readiness.clone(), until(halt_rx)));
+    let drain = async {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = &mut controllers => return,
+        }
+        let _ = halt_tx.send(true);
+        if tokio::time::timeout(DRAIN_TIMEOUT, &mut controllers)
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?DRAIN_TIMEOUT, "controllers did not stop in time");
+        }
+    };
+    let held = elector.hold(drain).await;
+    metrics.leader.set(0);
+    match held {
+        Ok(()) => {
+            elector.release().await;
+            Ok(())
+        }
+        Err(lost) => {
+            readiness.set(Phase::Stopping);
+            tracing::error!(error = %lost, "lost leadership; stopping the controllers and exiting");
+            let _ = halt_tx.send(true);
+            // The standby may take over one third of a lease duration from now: stop by then.
+            let grace = elector.config().lease_duration - elector.config().renew_deadline();
+            if tokio::time::timeout(grace, &mut controllers).await.is_err() {
+                controllers.abort();
+            }
+            anyhow::bail!("lost leadership: {lost}")
+        }
+    }
+}
+
+/// Runs every controller until `shutdown`; the phase turns Ready once the caches synced.
+async fn run_controllers(
+    ctx: Arc<Context>,
+    readiness: Readiness,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (ready_tx, mut ready_rx) = watch::channel(false);
+    let synced = tokio::spawn(async move {
+        if ready_rx.wait_for(|r| *r).await.is_ok() && readiness.get() == Phase::Starting {
+            readiness.set(Phase::Ready);
         }
     });
-    controller::run(ctx, ready_tx, stopped()).await;
-    Ok(())
+    controller::run(ctx, ready_tx, shutdown).await;
+    synced.abort();
+}
+
+/// Resolves once `rx` turns true (or its sender is gone).
+fn until(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + Sync + 'static {
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,7 +1,7 @@
 //! The operator's HTTP server: `/metrics` (Prometheus text), `/healthz`, `/readyz`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -14,8 +14,40 @@ use prometheus_client::registry::Registry;
 #[derive(Clone)]
 pub struct ServerState {
     pub registry: Arc<Registry>,
-    /// Set once the controllers have started watching.
-    pub ready: Arc<AtomicBool>,
+    pub readiness: Readiness,
+}
+
+/// Where the process is, as `/readyz` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Not yet leading or standing by, or leading with caches still syncing: 503.
+    Starting = 0,
+    /// Another replica leads and this one can reach the API server to take over: 200.
+    Standby = 1,
+    /// Leading (or running without leader election) with the ExternalSecret cache synced: 200.
+    Ready = 2,
+    /// Shutting down: 503, so that nothing waits on this replica.
+    Stopping = 3,
+}
+
+/// Shared, cheap to clone: the process sets the phase, `/readyz` reads it.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicU8>);
+
+impl Readiness {
+    pub fn set(&self, phase: Phase) {
+        self.0.store(phase as u8, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Phase {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Phase::Standby,
+            2 => Phase::Ready,
+            3 => Phase::Stopping,
+            _ => Phase::Starting,
+        }
+    }
 }
 
 pub fn router(state: ServerState) -> Router {
@@ -26,7 +58,7 @@ pub fn router(state: ServerState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves. Returns the bound address through `bound`.
+/// Serves until `shutdown` resolves. Returns the bound address (for port 0).
 pub async fn serve(
     addr: SocketAddr,
     state: ServerState,
@@ -65,9 +97,10 @@ async fn metrics(State(s): State<ServerState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    match s.readiness.get() {
+        Phase::Ready => (StatusCode::OK, "ready"),
+        Phase::Standby => (StatusCode::OK, "standby"),
+        Phase::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
+        Phase::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
     }
 }
