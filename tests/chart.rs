@@ -837,3 +837,130 @@ fn deploy_manifest_is_the_default_rendering() {
     let ns = &docs[0];
     assert_eq!((kind(ns), name(ns)), ("Namespace", NAMESPACE));
 }
+
+/// Kinds in deploy/arnsync.yaml that the Kubernetes test server does not serve (it has no
+/// RBAC, Service or policy APIs); everything else is applied with kubectl.
+const NOT_SERVED_BY_TEST_SERVER: [&str; 6] = [
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "PodDisruptionBudget",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_applies_the_deploy_manifest_and_the_examples() {
+    let kubectl = tool(".tools/bin/kubectl");
+    let server = kube_test_server::TestServer::start()
+        .await
+        .expect("start the Kubernetes test server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server
+        .write_kubeconfig(&kubeconfig)
+        .expect("write kubeconfig");
+
+    let deploy = std::fs::read_to_string(root().join("deploy/arnsync.yaml"))
+        .expect("read deploy/arnsync.yaml");
+    let (skipped, applied): (Vec<Value>, Vec<Value>) = documents(&deploy)
+        .into_iter()
+        .partition(|d| NOT_SERVED_BY_TEST_SERVER.contains(&kind(d)));
+    let skipped: BTreeSet<&str> = skipped.iter().map(kind).collect();
+    assert_eq!(
+        skipped,
+        BTreeSet::from(NOT_SERVED_BY_TEST_SERVER),
+        "kinds left out of the kubectl apply"
+    );
+    let mut subset = String::new();
+    for d in &applied {
+        subset.push_str("---\n");
+        subset.push_str(&serde_yaml::to_string(d).expect("serialize"));
+    }
+    let subset_path = dir.path().join("arnsync.yaml");
+    std::fs::write(&subset_path, subset).expect("write manifest subset");
+
+    let cache = dir.path().join("cache");
+    let kubectl_run = move |args: Vec<String>| {
+        let kubectl = kubectl.clone();
+        let kubeconfig = kubeconfig.clone();
+        let cache = cache.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut cmd = Command::new(&kubectl);
+                cmd.arg("--kubeconfig")
+                    .arg(&kubeconfig)
+                    .arg("--cache-dir")
+                    .arg(&cache)
+                    .args(&args);
+                let out = run(cmd);
+                assert!(
+                    out.status.success(),
+                    "kubectl {args:?} failed:\n{}{}",
+                    text(&out.stdout),
+                    text(&out.stderr)
+                );
+                text(&out.stdout)
+            })
+            .await
+            .expect("kubectl task")
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+
+    let subset_arg = subset_path.display().to_string();
+    let out = kubectl_run(s(&["apply", "--server-side", "-f", &subset_arg])).await;
+    for d in &applied {
+        assert!(
+            out.contains(name(d)),
+            "kubectl did not apply {} {}:\n{out}",
+            kind(d),
+            name(d)
+        );
+    }
+    let crds = kubectl_run(s(&["get", "crd", "-o", "name"])).await;
+    for crd in [
+        "externalsecrets.arnsync.io",
+        "secretstores.arnsync.io",
+        "clustersecretstores.arnsync.io",
+    ] {
+        assert!(crds.contains(crd), "{crd} not served:\n{crds}");
+    }
+    let image = kubectl_run(s(&[
+        "get",
+        "deployment",
+        "arnsync",
+        "-n",
+        NAMESPACE,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]))
+    .await;
+    assert_eq!(
+        image,
+        format!("ghcr.io/arnsync/arnsync:{}", env!("CARGO_PKG_VERSION"))
+    );
+    // The example manifests apply on top of the installed CRDs.
+    let examples = root().join("deploy/examples").display().to_string();
+    let out = kubectl_run(s(&["apply", "--server-side", "-f", &examples])).await;
+    assert!(out.contains("externalsecret"), "{out}");
+    server.shutdown().await;
+}
+
+/// The binary parses the arguments every rendering passes (flag names and values: durations,
+/// addresses, log format): `arnsync <rendered args> --help` parses everything before `--help`
+/// and exits 0 only when all of it is valid.
+#[test]
+fn arnsync_accepts_the_arguments_the_chart_passes() {
+    for (label, values) in value_sets() {
+        let rendered = args(&documents(&render(values)));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_arnsync"));
+        cmd.args(&rendered).arg("--help");
+        let out = run(cmd);
+        assert!(
+            out.status.success(),
+            "arnsync rejects the arguments rendered for {label}: {rendered:?}\n{}",
+            text(&out.stderr)
+        );
+    }
+}
