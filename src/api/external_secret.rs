@@ -292,6 +292,43 @@ pub struct ExternalSecretStatus {
     /// sha256 over the written keys and values (hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_hash: Option<String>,
+    /// The last `arnsync.io/force-sync` annotation value honoured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_sync: Option<String>,
+    /// The last rotation that changed the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation: Option<LastRotation>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRotation {
+    /// When the Secret was written with the rotated values (RFC 3339).
+    pub time: String,
+    /// The remote values whose version moved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<RotatedSource>,
+    /// The opted-in workloads using the Secret, which arnsync rolls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<WorkloadRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedSource {
+    pub service: Service,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub to: String,
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+pub struct WorkloadRef {
+    pub kind: String,
+    pub name: String,
 }
 
 #[derive(

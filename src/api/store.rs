@@ -53,6 +53,10 @@ pub struct SecretStoreSpec {
     /// A role to assume on top of `auth`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<AssumeRole>,
+    /// How often to check AWS for rotations of the values this store's ExternalSecrets use
+    /// (`60s`, `5m`). Default: the operator's `--rotation-check-interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_check_interval: Option<String>,
 }
 
 /// How to reach AWS from any namespace that `conditions` admit.
@@ -94,6 +98,9 @@ pub struct ClusterSecretStoreSpec {
     pub auth: Option<StoreAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<AssumeRole>,
+    /// How often to check AWS for rotations (`60s`, `5m`). Default: `--rotation-check-interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_check_interval: Option<String>,
     /// Which namespaces may use this store. Empty: every namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ClusterStoreCondition>,
@@ -193,6 +200,7 @@ pub struct AwsSettings {
     pub endpoints: Endpoints,
     pub auth: Option<StaticKeysRef>,
     pub role: Option<AssumeRole>,
+    pub rotation_check_interval: Option<String>,
 }
 
 impl SecretStoreSpec {
@@ -202,6 +210,7 @@ impl SecretStoreSpec {
             endpoints: self.endpoints.clone().unwrap_or_default(),
             auth: self.auth.as_ref().and_then(|a| a.secret_ref.clone()),
             role: self.role.clone(),
+            rotation_check_interval: self.rotation_check_interval.clone(),
         }
     }
 }
@@ -213,6 +222,7 @@ impl ClusterSecretStoreSpec {
             endpoints: self.endpoints.clone().unwrap_or_default(),
             auth: self.auth.as_ref().and_then(|a| a.secret_ref.clone()),
             role: self.role.clone(),
+            rotation_check_interval: self.rotation_check_interval.clone(),
         }
     }
 }

@@ -49,6 +49,12 @@ impl SyncError {
 /// Errors that end a reconcile early (status could not be written); retried by the error policy.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("{who}: {source}")]
+    Workload {
+        who: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("writing status of {who}: {source}")]
     Status {
         who: String,

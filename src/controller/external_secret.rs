@@ -16,15 +16,22 @@ use super::error::{Error, SyncError};
 use super::{publish_status, store, Context, FIELD_MANAGER};
 use crate::api::{
     parse_duration, set_condition, Condition, ConditionStatus, ExternalSecret,
-    ExternalSecretStatus, RemoteRef, Service,
+    ExternalSecretStatus, LastRotation, RemoteRef, RotatedSource, Service,
 };
+use crate::source::cache::is_immutable;
+use crate::source::watcher::{Moved, VersionWatcher, Watch};
 use crate::source::{ErrorKind, Fetch, Find, Selector, Source, SourceError};
 use crate::sync::{self, data_hash, Action as PlanAction, Fetched, Plan, PlanInput};
+
+/// Annotation on an ExternalSecret: a new value forces an immediate full read.
+pub const FORCE_SYNC_ANNOTATION: &str = "arnsync.io/force-sync";
 
 /// What a successful sync leaves behind for the status.
 struct Synced {
     plan: Plan,
     read: bool,
+    /// The version moves this sync applied (a rotation wake-up that changed the Secret).
+    rotated: Vec<Moved>,
 }
 
 pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -58,7 +65,7 @@ pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Act
         }
         Err(_) => Action::requeue(ctx.backoff(&key)),
     };
-    let (status, ready) = next_status(&es, &outcome.as_ref().map(|(s, _)| s), now);
+    let (status, ready) = next_status(&es, &ctx, &outcome.as_ref().map(|(s, _)| s), now);
     write_status(&es, &ctx, status, ready).await?;
     let reason = match &outcome {
         Ok((s, _)) => s
@@ -106,21 +113,46 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
             source,
         })?;
     let store = store::resolve_for(&ctx.client, es, ctx.options.namespace.is_some()).await?;
+    let watcher = ctx.watchers.watcher(&store.identity);
+    let interval = match &store.rotation_check_interval {
+        Some(text) => parse_duration(text).map_err(|e| {
+            SyncError::InvalidSpec(format!(
+                "{}: spec.rotationCheckInterval: {e}",
+                store.display
+            ))
+        })?,
+        None => ctx.options.rotation_check_interval,
+    };
+    watcher.set_interval(&store.display, interval);
+    let subscriber = format!("{ns}/{}", es.name_any());
+    let rotation = ctx.take_rotation(&subscriber);
+    let force = es.annotations().get(FORCE_SYNC_ANNOTATION);
+    let forced = force.is_some() && force != es.status.as_ref().and_then(|s| s.force_sync.as_ref());
 
-    if let Some(plan) = up_to_date(es, existing.as_ref(), refresh, &store, ctx) {
-        return Ok(Synced { plan, read: false });
+    if rotation.is_empty() && !forced {
+        if let Some(plan) = up_to_date(es, existing.as_ref(), refresh, &store, ctx) {
+            watcher.track(&subscriber, watches_from_status(es));
+            return Ok(Synced {
+                plan,
+                read: false,
+                rotated: vec![],
+            });
+        }
     }
 
     let source = ctx.sources.source(&store.identity);
+    // A rotation wake-up reads the exact versions the watcher just saw (already cached by it);
+    // any other read asks for the stage or latest version, like a first read.
+    let pins = (!rotation.is_empty()).then_some(watcher.as_ref());
     let data = join_all(
         es.spec
             .data
             .iter()
-            .map(|d| get(source.as_ref(), &d.remote_ref)),
+            .map(|d| get(source.as_ref(), &d.remote_ref, pins)),
     );
     let data_from = join_all(es.spec.data_from.iter().map(|d| async {
         match (&d.extract, &d.find) {
-            (Some(r), _) => get(source.as_ref(), r).await,
+            (Some(r), _) => get(source.as_ref(), r, pins).await,
             (None, Some(f)) => {
                 let find = match f.service() {
                     Service::ParameterStore => Find::ParameterPath {
@@ -156,6 +188,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
     };
     let (data, data_from) = (all_ok(data)?, all_ok(data_from)?);
 
+    watcher.track(&subscriber, watches_from_fetched(es, &data, &data_from));
     let plan = sync::plan(PlanInput {
         es,
         data,
@@ -196,12 +229,119 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
         PlanAction::Apply { changed: false, .. } | PlanAction::Keep => {}
     }
     ctx.remember_sync(es, &store);
-    Ok(Synced { plan, read: true })
+    let changed = matches!(
+        plan.action,
+        PlanAction::Apply { changed: true, .. } | PlanAction::Delete
+    );
+    if changed {
+        for m in &rotation {
+            ctx.metrics
+                .rotation_to_secret_seconds
+                .observe(m.detected.elapsed().as_secs_f64());
+        }
+    }
+    Ok(Synced {
+        plan,
+        read: true,
+        rotated: if changed { rotation } else { vec![] },
+    })
 }
 
-/// One value; a remote that does not exist (or is scheduled for deletion) is `Gone`, so that
-/// `plan` applies the deletion policy; any other error stops the sync and keeps the Secret.
-async fn get(source: &dyn Source, r: &RemoteRef) -> Result<Fetched, SourceError> {
+/// The watch of a remote reference when its selector can move (stages, latest, labels).
+fn watch_of(r: &RemoteRef) -> Option<Watch> {
+    let fetch = fetch_of(r);
+    (!is_immutable(&fetch.selector)).then(|| Watch {
+        service: fetch.service,
+        key: fetch.key,
+        selector: fetch.selector,
+    })
+}
+
+fn remote_refs(es: &ExternalSecret) -> impl Iterator<Item = (usize, Option<&RemoteRef>)> {
+    es.spec
+        .data
+        .iter()
+        .map(|d| Some(&d.remote_ref))
+        .chain(es.spec.data_from.iter().map(|d| d.extract.as_ref()))
+        .enumerate()
+}
+
+/// What to watch after a read, with the version each value had.
+fn watches_from_fetched(
+    es: &ExternalSecret,
+    data: &[Fetched],
+    data_from: &[Fetched],
+) -> Vec<(Watch, Option<String>)> {
+    let fetched: Vec<&Fetched> = data.iter().chain(data_from).collect();
+    let mut out = vec![];
+    for (i, r) in remote_refs(es) {
+        match (r.and_then(watch_of), fetched.get(i)) {
+            (Some(w), Some(Fetched::One(v))) => out.push((w, Some(v.version.clone()))),
+            (Some(w), _) => out.push((w, None)),
+            (None, Some(Fetched::Many(values))) => {
+                for v in values {
+                    let selector = match v.service {
+                        Service::SecretsManager => Selector::Stage("AWSCURRENT".into()),
+                        Service::ParameterStore => Selector::Latest,
+                    };
+                    let w = Watch {
+                        service: v.service,
+                        key: v.name.clone(),
+                        selector,
+                    };
+                    out.push((w, Some(v.version.clone())));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What to watch when no read happened: versions from the status of the last read, so that a
+/// rotation while the operator was down is still noticed.
+fn watches_from_status(es: &ExternalSecret) -> Vec<(Watch, Option<String>)> {
+    let sources = es
+        .status
+        .as_ref()
+        .map(|s| s.sources.as_slice())
+        .unwrap_or_default();
+    let version_of = |w: &Watch| {
+        sources
+            .iter()
+            .find(|s| s.service == w.service && s.key == w.key)
+            .and_then(|s| s.version_id.clone().or_else(|| s.version.clone()))
+    };
+    let mut out: Vec<(Watch, Option<String>)> = remote_refs(es)
+        .filter_map(|(_, r)| r.and_then(watch_of))
+        .map(|w| {
+            let v = version_of(&w);
+            (w, v)
+        })
+        .collect();
+    // Values found by dataFrom.find are watched by name.
+    let named: std::collections::BTreeSet<String> =
+        out.iter().map(|(w, _)| w.key.clone()).collect();
+    if es.spec.data_from.iter().any(|d| d.find.is_some()) {
+        for s in sources.iter().filter(|s| !named.contains(&s.key)) {
+            let selector = match s.service {
+                Service::SecretsManager => Selector::Stage("AWSCURRENT".into()),
+                Service::ParameterStore => Selector::Latest,
+            };
+            out.push((
+                Watch {
+                    service: s.service,
+                    key: s.key.clone(),
+                    selector,
+                },
+                s.version_id.clone().or_else(|| s.version.clone()),
+            ));
+        }
+    }
+    out
+}
+
+fn fetch_of(r: &RemoteRef) -> Fetch {
     let service = r.service();
     let selector = match service {
         Service::SecretsManager => match &r.version_id {
@@ -217,11 +357,27 @@ async fn get(source: &dyn Source, r: &RemoteRef) -> Result<Fetched, SourceError>
             None => Selector::Latest,
         },
     };
-    let fetch = Fetch {
+    Fetch {
         service,
         key: r.key.clone(),
         selector,
-    };
+    }
+}
+
+/// One value; a remote that does not exist (or is scheduled for deletion) is `Gone`, so that
+/// `plan` applies the deletion policy; any other error stops the sync and keeps the Secret.
+/// With `pins`, a moving selector is read at the version the watcher last saw.
+async fn get(
+    source: &dyn Source,
+    r: &RemoteRef,
+    pins: Option<&VersionWatcher>,
+) -> Result<Fetched, SourceError> {
+    let mut fetch = fetch_of(r);
+    if let (Some(w), Some(watch)) = (pins, watch_of(r)) {
+        if let Some(version) = w.current(&watch) {
+            fetch = watch.pinned(&version);
+        }
+    }
     match source.get(&fetch).await {
         Ok(v) => Ok(Fetched::One(v)),
         Err(e) if is_gone(&e) => Ok(Fetched::Gone(e)),
@@ -297,6 +453,7 @@ fn secret_apply_body(secret: &Secret) -> serde_json::Value {
 
 fn next_status(
     es: &ExternalSecret,
+    ctx: &Context,
     outcome: &Result<&Synced, &SyncError>,
     now: DateTime<Utc>,
 ) -> (ExternalSecretStatus, Condition) {
@@ -320,6 +477,29 @@ fn next_status(
                 status.data_hash = None;
             }
             status.target_name = Some(es.target_name());
+            if s.read {
+                status.force_sync = es.annotations().get(FORCE_SYNC_ANNOTATION).cloned();
+            }
+            if !s.rotated.is_empty() {
+                let mut sources: Vec<RotatedSource> = s
+                    .rotated
+                    .iter()
+                    .map(|m| RotatedSource {
+                        service: m.watch.service,
+                        key: m.watch.key.clone(),
+                        from: m.from.clone(),
+                        to: m.to.clone(),
+                    })
+                    .collect();
+                sources.sort_by(|a, b| (&a.key, &a.to).cmp(&(&b.key, &b.to)));
+                sources.dedup();
+                status.last_rotation = Some(LastRotation {
+                    time: time.clone(),
+                    sources,
+                    workloads: ctx
+                        .workloads_using(&es.namespace().unwrap_or_default(), &es.target_name()),
+                });
+            }
             match &s.plan.gone {
                 Some((reason, message)) => {
                     (ConditionStatus::False, reason.clone(), message.clone())

@@ -2,6 +2,7 @@
 
 mod error;
 pub mod external_secret;
+pub mod restart;
 pub mod store;
 mod store_status;
 
@@ -11,9 +12,10 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client, Resource, ResourceExt};
 
@@ -23,6 +25,7 @@ use crate::api::{
     ClusterSecretStore, Condition, ConditionStatus, ExternalSecret, SecretStore, StoreKind,
 };
 use crate::metrics::Metrics;
+use crate::source::watcher::{Moved, Watchers};
 use crate::source::Sources;
 use crate::sync::{MANAGED_LABEL, OWNER_ANNOTATION};
 
@@ -63,6 +66,15 @@ pub struct Context {
     /// Per ExternalSecret uid: the store (uid, generation) of its last read, so that a store
     /// change is applied at once while an operator restart does not re-read everything.
     last_inputs: Mutex<HashMap<String, (String, i64)>>,
+    /// The version watchers, one per store identity.
+    pub watchers: Watchers,
+    moved: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Moved>>>,
+    /// Per ExternalSecret (`ns/name`): version moves not yet applied.
+    rotations: Mutex<HashMap<String, Vec<Moved>>>,
+    /// Debounce state of workload restarts.
+    pub pending_restarts: restart::Pending,
+    /// The workload caches, to name the workloads a rotation rolls.
+    workloads: Mutex<Vec<(&'static str, Store<DynamicObject>)>>,
 }
 
 impl Context {
@@ -74,7 +86,13 @@ impl Context {
                 instance: std::env::var("POD_NAME").ok(),
             },
         );
+        let (watchers, moved) = Watchers::new(sources.clone(), metrics.clone());
         Context {
+            watchers,
+            moved: Mutex::new(Some(moved)),
+            rotations: Mutex::default(),
+            pending_restarts: restart::Pending::default(),
+            workloads: Mutex::default(),
             client,
             options,
             sources,
@@ -93,6 +111,49 @@ impl Context {
         let base = Duration::from_secs(2).saturating_mul(1 << (*n - 1).min(8));
         let capped = base.min(Duration::from_secs(300));
         capped.mul_f64(rand::random_range(0.8..1.2))
+    }
+
+    fn add_rotation(&self, subscriber: &str, moved: Moved) {
+        self.rotations
+            .lock()
+            .expect("rotations lock")
+            .entry(subscriber.to_string())
+            .or_default()
+            .push(moved);
+    }
+
+    /// Takes the version moves waiting for `subscriber`.
+    fn take_rotation(&self, subscriber: &str) -> Vec<Moved> {
+        self.rotations
+            .lock()
+            .expect("rotations lock")
+            .remove(subscriber)
+            .unwrap_or_default()
+    }
+
+    /// The opted-in workloads in `ns` whose restarts use Secret `secret`.
+    fn workloads_using(&self, ns: &str, secret: &str) -> Vec<crate::api::WorkloadRef> {
+        let stores = self.workloads.lock().expect("workloads lock");
+        let mut out = vec![];
+        for (kind, store) in stores.iter() {
+            for w in store.state() {
+                if w.namespace().as_deref() != Some(ns) {
+                    continue;
+                }
+                let Some(opt_in) = w.annotations().get(restart::RESTART_ANNOTATION) else {
+                    continue;
+                };
+                let refs = restart::referenced_secrets(&w.data["spec"]["template"]);
+                if restart::selected(opt_in, &refs).contains(secret) {
+                    out.push(crate::api::WorkloadRef {
+                        kind: kind.to_string(),
+                        name: w.name_any(),
+                    });
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     pub fn forget_failures(&self, key: &str) {
@@ -124,6 +185,19 @@ impl Context {
         note: &str,
         action: &str,
     ) {
+        self.event_on(obj.object_ref(&()), type_, reason, note, action)
+            .await
+    }
+
+    /// Publishes an event about `reference`; a failure to publish is logged, never fatal.
+    pub async fn event_on(
+        &self,
+        reference: k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+        action: &str,
+    ) {
         let ev = Event {
             type_,
             reason: reason.into(),
@@ -131,7 +205,7 @@ impl Context {
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+        if let Err(e) = self.recorder.publish(&ev, &reference).await {
             tracing::warn!(error = %e, reason, "could not publish event");
         }
     }
@@ -271,7 +345,26 @@ pub async fn run(
     } else {
         es_controller
     };
+    // Version moves wake the ExternalSecrets that use them, at once.
+    let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded::<ObjectRef<ExternalSecret>>();
+    let mut moved_rx = ctx.moved.lock().expect("moved lock").take();
+    let wake = {
+        let ctx = ctx.clone();
+        async move {
+            let Some(rx) = moved_rx.as_mut() else { return };
+            while let Some(m) = rx.recv().await {
+                for sub in &m.subscribers {
+                    let Some((ns, name)) = sub.split_once('/') else {
+                        continue;
+                    };
+                    ctx.add_rotation(sub, m.clone());
+                    let _ = wake_tx.unbounded_send(ObjectRef::new(name).within(ns));
+                }
+            }
+        }
+    };
     let es_run = es_controller
+        .reconcile_on(wake_rx)
         .graceful_shutdown_on(shutdown.clone())
         .run(
             external_secret::reconcile,
@@ -290,7 +383,7 @@ pub async fn run(
         .for_each(|_| futures::future::ready(()));
     let cluster_store_run = if namespace.is_none() {
         Controller::new(cluster_store_api, watcher::Config::default())
-            .graceful_shutdown_on(shutdown)
+            .graceful_shutdown_on(shutdown.clone())
             .run(
                 store_status::reconcile_cluster_store,
                 store_status::error_policy,
@@ -302,6 +395,50 @@ pub async fn run(
         futures::future::ready(()).boxed()
     };
 
+    let mut kinds = restart::builtin_kinds();
+    if let Ok(group) = kube::discovery::group(&client, "argoproj.io").await {
+        if group.recommended_kind("Rollout").is_some() {
+            kinds.push(restart::rollout_kind());
+        }
+    }
+    let mut workload_runs = vec![];
+    for kind in kinds {
+        let api: Api<DynamicObject> = match &namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &kind.resource),
+            None => Api::all_with(client.clone(), &kind.resource),
+        };
+        let secrets: Api<PartialObjectMeta<Secret>> = match &namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let controller =
+            Controller::new_with(api, watcher::Config::default(), kind.resource.clone());
+        let store = controller.store();
+        ctx.workloads
+            .lock()
+            .expect("workloads lock")
+            .push((kind.kind, store.clone()));
+        let kind = Arc::new(kind);
+        let run = controller
+            .watches(
+                secrets,
+                watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true")),
+                move |meta: PartialObjectMeta<Secret>| workloads_of(&store, &meta),
+            )
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                move |obj, ctx| {
+                    let kind = kind.clone();
+                    async move { restart::reconcile(obj, ctx, &kind).await }
+                },
+                restart::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| futures::future::ready(()));
+        workload_runs.push(run.boxed());
+    }
+    let workloads_run = futures::future::join_all(workload_runs);
+
     let readiness = {
         let cache = es_cache.clone();
         let ctx = ctx.clone();
@@ -309,15 +446,25 @@ pub async fn run(
             if cache.wait_until_ready().await.is_ok() {
                 let _ = ready.send(true);
             }
-            // Keep the condition gauge current from the cache: no extra API calls.
+            // Keep the condition gauge current from the cache (no extra API calls), and stop
+            // watching versions for ExternalSecrets that are gone.
             loop {
                 count_conditions(&cache, &ctx.metrics);
+                let present: std::collections::BTreeSet<String> = cache
+                    .state()
+                    .iter()
+                    .map(|es| format!("{}/{}", es.namespace().unwrap_or_default(), es.name_any()))
+                    .collect();
+                for gone in ctx.watchers.subscribers().difference(&present) {
+                    ctx.watchers.untrack(gone);
+                }
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }
     };
     tokio::select! {
-        _ = async { tokio::join!(es_run, store_run, cluster_store_run) } => {}
+        _ = async { tokio::join!(es_run, store_run, cluster_store_run, workloads_run) } => {}
+        _ = wake => {}
         _ = readiness => {}
     }
 }
@@ -342,6 +489,51 @@ fn count_conditions(cache: &kube::runtime::reflector::Store<ExternalSecret>, met
             .external_secrets
             .get_or_create(&crate::metrics::ConditionLabels { ready: label })
             .set(n);
+    }
+}
+
+/// The opted-in workloads (from a workload cache) that a managed Secret's change concerns.
+fn workloads_of(
+    store: &Store<DynamicObject>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<DynamicObject>> {
+    let (Some(ns), name) = (secret.namespace(), secret.name_any()) else {
+        return vec![];
+    };
+    store
+        .state()
+        .iter()
+        .filter(|w| w.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|w| {
+            w.annotations()
+                .get(restart::RESTART_ANNOTATION)
+                .is_some_and(|opt_in| {
+                    let refs = restart::referenced_secrets(&w.data["spec"]["template"]);
+                    restart::selected(opt_in, &refs).contains(&name)
+                })
+        })
+        .map(|w| ObjectRef::from_obj_with(w.as_ref(), store_dyntype(w)))
+        .collect()
+}
+
+fn store_dyntype(w: &DynamicObject) -> kube::api::ApiResource {
+    let tm = w.types.clone().unwrap_or_default();
+    let (group, version) = match tm.api_version.split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), tm.api_version.clone()),
+    };
+    let plural = match tm.kind.as_str() {
+        "Deployment" => "deployments",
+        "StatefulSet" => "statefulsets",
+        "DaemonSet" => "daemonsets",
+        _ => "rollouts",
+    };
+    kube::api::ApiResource {
+        group,
+        version,
+        api_version: tm.api_version,
+        kind: tm.kind,
+        plural: plural.into(),
     }
 }
 

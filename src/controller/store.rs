@@ -21,6 +21,8 @@ pub struct ResolvedStore {
     /// uid and generation: a change means the ExternalSecret must read again.
     pub version: (String, i64),
     pub identity: Identity,
+    /// `spec.rotationCheckInterval`, as written.
+    pub rotation_check_interval: Option<String>,
 }
 
 fn kube_err(who: &str) -> impl FnOnce(kube::Error) -> SyncError + '_ {
@@ -97,6 +99,7 @@ pub async fn resolve_secret_store(
             store.metadata.generation.unwrap_or_default(),
         ),
         identity: Identity::from_settings(&settings, keys),
+        rotation_check_interval: settings.rotation_check_interval.clone(),
         display,
     })
 }
@@ -114,6 +117,7 @@ pub async fn resolve_cluster_store(
             store.metadata.generation.unwrap_or_default(),
         ),
         identity: Identity::from_settings(&settings, keys),
+        rotation_check_interval: settings.rotation_check_interval.clone(),
         display,
     })
 }

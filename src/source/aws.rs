@@ -23,6 +23,7 @@ use super::attempts::CountAttempts;
 use super::cache::Cached;
 use super::credentials::{AssumeRoleCredentials, LazyDefaultChain};
 use super::errors::from_sdk;
+use super::versions::SecretVersions;
 use super::{Fetch, Find, Identity, Service, Source, SourceError, Value};
 use crate::metrics::Metrics;
 
@@ -150,6 +151,43 @@ impl AwsSource {
     /// Forgets the cached value of `fetch`.
     pub fn invalidate(&self, fetch: &Fetch) {
         self.cache.invalidate(fetch);
+    }
+
+    /// Every secret's staging labels (ListSecrets), optionally only names starting with one of
+    /// `names` (at most 10).
+    pub async fn list_secret_versions(
+        &self,
+        names: Option<&[String]>,
+    ) -> Result<Vec<SecretVersions>, SourceError> {
+        let start = Instant::now();
+        let result = self.cache.inner().list_secret_versions(names).await;
+        log_call(
+            "secretsmanager",
+            "ListSecrets",
+            "(version check)",
+            start,
+            &result,
+        );
+        result
+    }
+
+    /// One secret's staging labels, strongly consistent (DescribeSecret).
+    pub async fn describe_secret_versions(&self, key: &str) -> Result<SecretVersions, SourceError> {
+        let start = Instant::now();
+        let result = self.cache.inner().describe_secret_versions(key).await;
+        log_call("secretsmanager", "DescribeSecret", key, start, &result);
+        result
+    }
+
+    /// Current versions of up to 10 parameters (GetParameters, not decrypted).
+    pub async fn parameter_versions(
+        &self,
+        requests: &[String],
+    ) -> Result<std::collections::BTreeMap<String, String>, SourceError> {
+        let start = Instant::now();
+        let result = self.cache.inner().parameter_versions(requests).await;
+        log_call("ssm", "GetParameters", "(version check)", start, &result);
+        result
     }
 
     /// Reads `fetch` from AWS, ignoring a cached value.

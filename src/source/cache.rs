@@ -50,6 +50,10 @@ impl<S: Source + 'static> Cached<S> {
         self.get(fetch).await
     }
 
+    fn max_entries(&self) -> usize {
+        self.gets.max_entries
+    }
+
     fn lifetime(&self, selector: &Selector) -> Lifetime {
         if is_immutable(selector) {
             Lifetime::Forever
@@ -57,6 +61,25 @@ impl<S: Source + 'static> Cached<S> {
             Lifetime::For(self.ttl)
         }
     }
+}
+
+/// The immutable selector that names the exact version a mutable read returned.
+pub fn pinned(fetch: &Fetch, value: &Value) -> Option<Fetch> {
+    if is_immutable(&fetch.selector) || value.version.is_empty() {
+        return None;
+    }
+    let selector = match fetch.selector {
+        Selector::Stage(_) => Selector::VersionId(value.version.clone()),
+        Selector::Latest | Selector::ParameterVersion(_) => {
+            Selector::ParameterVersion(value.version.clone())
+        }
+        Selector::VersionId(_) => return None,
+    };
+    Some(Fetch {
+        service: fetch.service,
+        key: fetch.key.clone(),
+        selector,
+    })
 }
 
 /// VersionIds and parameter version numbers never change what they point at; stages, labels and
@@ -74,11 +97,18 @@ impl<S: Source + 'static> Source for Cached<S> {
     async fn get(&self, fetch: &Fetch) -> Result<Value, SourceError> {
         let inner = Arc::clone(&self.inner);
         let owned = fetch.clone();
-        self.gets
+        let value = self
+            .gets
             .get_or_load(fetch, self.lifetime(&fetch.selector), move || async move {
                 inner.get(&owned).await
             })
-            .await
+            .await?;
+        // A read of a stage or of the latest parameter is also a read of one exact version:
+        // keep it under that version, so reads pinned to it (rotation wake-ups) cost nothing.
+        if let Some(exact) = pinned(fetch, &value) {
+            self.gets.remember(exact, value.clone(), self.max_entries());
+        }
+        Ok(value)
     }
 
     async fn find(&self, find: &Find) -> Result<Vec<Value>, SourceError> {
@@ -209,6 +239,14 @@ where
         .shared()
     }
 
+    /// Stores a value read some other way, unless one is already cached.
+    fn remember(&self, key: K, value: V, max_entries: usize) {
+        let mut state = lock(&self.state);
+        if !state.entries.contains_key(&key) {
+            state.insert(key, value, Lifetime::Forever, max_entries);
+        }
+    }
+
     fn invalidate(&self, key: &K) {
         let mut state = lock(&self.state);
         state.entries.remove(key);
@@ -313,10 +351,12 @@ mod tests {
         assert_eq!(cached.get(&current("db")).await.unwrap().data.0, b"two");
         assert_eq!(cached.inner().calls("GetSecretValue"), 2);
 
+        // The first stage read also cached version v1 under its VersionId: pinned reads of it
+        // cost nothing, however old.
         cached.get(&pinned).await.unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(cached.get(&pinned).await.unwrap().data.0, b"one");
-        assert_eq!(cached.inner().calls("GetSecretValue"), 3);
+        assert_eq!(cached.inner().calls("GetSecretValue"), 2);
     }
 
     #[tokio::test]

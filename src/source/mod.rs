@@ -152,6 +152,8 @@ mod identity;
 pub mod memory;
 mod parameter_store;
 mod secrets_manager;
+pub mod versions;
+pub mod watcher;
 
 pub use aws::{AwsSource, SourceOptions, Sources};
 pub use cache::Cached;
