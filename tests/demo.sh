@@ -169,7 +169,7 @@ bash tests/setup.sh
 command -v curl >/dev/null || fail "curl is needed"
 
 step "build arnsync, kube-test-server, aws-fault-proxy (cargo build --bins)"
-cargo build --bins --locked --quiet
+cargo build --bins --locked
 for bin in arnsync kube-test-server aws-fault-proxy; do
   [[ -x "$TARGET/debug/$bin" ]] || fail "$TARGET/debug/$bin missing after the build"
 done
@@ -203,13 +203,14 @@ echo "operator ready; metrics on $METRICS_URL/metrics"
 step "seed AWS: Secrets Manager demo/db, Parameter Store /demo/app/*"
 aws seed
 
-step "apply deploy/examples/ (SecretStore pointed at the local emulator)"
+step "apply deploy/examples/: namespace, SecretStore (pointed at the local emulator), ExternalSecrets"
 # The examples are written for real AWS; only the store's endpoints change here, before the
 # ExternalSecrets exist, so the first read already goes to the emulator.
 k apply --server-side -f deploy/examples/00-namespace.yaml -f deploy/examples/10-secretstore.yaml
 k patch secretstore aws -n "$NS" --type merge \
   -p "{\"spec\":{\"endpoints\":{\"secretsManager\":\"$PROXY_URL\",\"ssm\":\"$PROXY_URL\",\"sts\":\"$PROXY_URL\"}}}"
-k apply --server-side -f deploy/examples/
+k apply --server-side -f deploy/examples/20-externalsecret-db.yaml \
+  -f deploy/examples/30-externalsecret-config.yaml
 
 step "wait for the synced Secrets"
 wait_for "$TIMEOUT" "ExternalSecret db Ready" k wait --for=condition=Ready --timeout=2s externalsecret/db -n "$NS"
@@ -229,13 +230,19 @@ step "kubectl get externalsecrets -n demo"
 k get externalsecrets -n "$NS"
 k get secretstores -n "$NS"
 echo "-- the versions in use (status.sources):"
-k get externalsecrets -n "$NS" -o custom-columns='NAME:.metadata.name,SECRET:.status.targetName,SYNCED:.status.refreshTime,VERSIONS:.status.sources[*].versionId'
+k get externalsecrets -n "$NS" -o custom-columns='NAME:.metadata.name,SECRET:.status.targetName,SYNCED:.status.refreshTime,SECRET-VERSIONS:.status.sources[*].versionId,PARAMETER-VERSIONS:.status.sources[*].version'
 
-step "record the Deployment's fingerprint (arnsync.io/secret-versions)"
+step "apply deploy/examples/ again: adds Deployment demo-app (restart-on-rotation)"
+# Applied once both Secrets exist, so the fingerprint the operator records when it first sees
+# the Deployment covers both, and only the rotation below changes it.
+k apply --server-side -f deploy/examples/
 wait_for "$TIMEOUT" "operator recording the fingerprint of deployment demo-app" fingerprint_recorded
-BEFORE="$(template_fingerprint)"
-GENERATION="$(k get deployment demo-app -n "$NS" -o 'jsonpath={.metadata.generation}')"
-echo "pod-template arnsync.io/secret-versions: ${BEFORE:-<none: first sighting recorded on the Deployment, no rollout>}"
+state="$(k get deployment demo-app -n "$NS" -o \
+  'jsonpath={.metadata.generation} {.spec.template.metadata.annotations.arnsync\.io/secret-versions}')"
+read -r GENERATION BEFORE <<<"$state"
+echo "deployment arnsync.io/secret-versions: $(k get deployment demo-app -n "$NS" \
+  -o 'jsonpath={.metadata.annotations.arnsync\.io/secret-versions}') (recorded on first sighting)"
+echo "pod-template arnsync.io/secret-versions: ${BEFORE:-<none: the first sighting does not roll>}"
 echo "deployment generation: $GENERATION"
 
 step "rotate demo/db in AWS (PutSecretValue: AWSCURRENT moves)"
@@ -260,6 +267,8 @@ NOW="$(k get deployment demo-app -n "$NS" -o 'jsonpath={.metadata.generation}')"
 echo "deployment generation: $GENERATION -> $NOW (one rollout)"
 
 step "AWS calls made by the operator"
+# The store's first credentials check can go to real AWS before the patch above; with the demo's
+# fake keys (or no network) it fails, and that shows as an outcome other than success.
 echo "-- operator /metrics (arnsync_aws_requests_total):"
 curl -sf --max-time 5 "$METRICS_URL/metrics" | grep '^arnsync_aws_requests_total' ||
   fail "no arnsync_aws_requests_total in $METRICS_URL/metrics"
