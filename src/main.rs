@@ -178,7 +178,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let Some(identity) = identity else {
         metrics.leader.set(1);
-        run_controllers(ctx, readiness, stopped()).await;
+        let stop = stopped();
+        tokio::select! {
+            _ = run_controllers(ctx, readiness, stopped()) => {}
+            _ = async { stop.await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
+                tracing::warn!(timeout = ?DRAIN_TIMEOUT, "controllers did not stop in time");
+            }
+        }
         return Ok(());
     };
     let mut elector = Elector::new(

@@ -84,6 +84,11 @@ impl Env {
     }
 
     pub fn start_operator(&mut self) {
+        self.start_operator_with(&[]);
+    }
+
+    /// Starts the operator with extra `arnsync run` flags.
+    pub fn start_operator_with(&mut self, extra: &[&str]) {
         let kubeconfig = self.dir.path().join("kubeconfig");
         self.kube.write_kubeconfig(&kubeconfig).expect("kubeconfig");
         let log = std::fs::OpenOptions::new()
@@ -99,6 +104,7 @@ impl Env {
                 "--read-sharing",
                 "200ms",
             ])
+            .args(extra)
             .env("KUBECONFIG", &kubeconfig)
             .env("AWS_ACCESS_KEY_ID", "operator")
             .env("AWS_SECRET_ACCESS_KEY", "operator")
@@ -167,6 +173,12 @@ impl Env {
                 .patch(&name, &pp, &Patch::Apply(&manifest))
                 .await
                 .map(|_| ()),
+            ("Deployment", Some(ns)) => {
+                Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(self.client.clone(), &ns)
+                    .patch(&name, &pp, &Patch::Apply(&manifest))
+                    .await
+                    .map(|_| ())
+            }
             ("Namespace", None) => Api::<Namespace>::all(self.client.clone())
                 .patch(&name, &pp, &Patch::Apply(&manifest))
                 .await
@@ -344,4 +356,105 @@ impl Drop for Env {
 
 pub fn data_str(s: &Secret, key: &str) -> String {
     String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+/// Another operator process with its own flags, `POD_NAME` and log file, for tests with several
+/// replicas. Killed on Drop.
+pub struct Operator {
+    pub name: String,
+    child: std::sync::Mutex<Child>,
+    log: PathBuf,
+}
+
+impl Env {
+    /// Starts an operator named `name` (its `POD_NAME`) with `args` after the usual flags.
+    pub fn spawn_operator(&self, name: &str, args: &[&str]) -> Operator {
+        let kubeconfig = self.dir.path().join("kubeconfig");
+        self.kube.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let log_path = self.dir.path().join(format!("operator-{name}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_arnsync"))
+            .args([
+                "run",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--read-sharing",
+                "200ms",
+            ])
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", name)
+            .env("AWS_ACCESS_KEY_ID", "operator")
+            .env("AWS_SECRET_ACCESS_KEY", "operator")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "info,arnsync=debug")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn arnsync");
+        Operator {
+            name: name.to_string(),
+            child: std::sync::Mutex::new(child),
+            log: log_path,
+        }
+    }
+}
+
+impl Operator {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The /metrics address, from the `arnsync started ... addr=` log line.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains("arnsync started"))?;
+        let rest = &line[line.find("addr=")? + "addr=".len()..];
+        rest.split(|c: char| c.is_whitespace() || c == '"')
+            .find(|s| !s.is_empty())?
+            .parse()
+            .ok()
+    }
+
+    /// Sends a signal (`KILL`, `TERM`, ...).
+    pub fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.lock().expect("child").id()
+    }
+
+    /// The exit status once the process has ended.
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.child.lock().expect("child").try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().expect("child");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A plain HTTP/1.0 GET: (status code, body), or None when the server does not answer.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).await.ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
 }

@@ -4,6 +4,7 @@
 mod examples;
 mod failures;
 mod harness;
+mod leader;
 mod policies;
 mod stores;
 mod sync;
