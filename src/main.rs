@@ -224,9 +224,10 @@ async fn lead(
     }
     let (halt_tx, halt_rx) = watch::channel(false);
     let mut controllers = tokio::spawn(run_controllers(ctx, readiness.clone(), until(halt_rx)));
+    let mut asked_to_stop = false;
     let drain = async {
         tokio::select! {
-            _ = shutdown => {}
+            _ = shutdown => asked_to_stop = true,
             _ = &mut controllers => return,
         }
         let _ = halt_tx.send(true);
@@ -242,6 +243,9 @@ async fn lead(
     match held {
         Ok(()) => {
             elector.release().await;
+            if !asked_to_stop {
+                anyhow::bail!("the controllers stopped without a shutdown signal");
+            }
             Ok(())
         }
         Err(lost) => {
