@@ -826,7 +826,10 @@ fn deploy_manifest_is_the_default_rendering() {
     let fresh = format!("{DEPLOY_HEADER}{}", render(""));
     let path = root().join("deploy/arnsync.yaml");
     if std::env::var_os("ARNSYNC_REGENERATE").is_some() {
-        std::fs::write(&path, &fresh).expect("write deploy/arnsync.yaml");
+        // Write then rename, so that tests reading the file at the same time see a whole one.
+        let tmp = path.with_extension("yaml.tmp");
+        std::fs::write(&tmp, &fresh).expect("write deploy/arnsync.yaml.tmp");
+        std::fs::rename(&tmp, &path).expect("replace deploy/arnsync.yaml");
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
