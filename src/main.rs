@@ -279,10 +279,8 @@ async fn run_controllers(
 }
 
 /// Resolves once `rx` turns true (or its sender is gone).
-fn until(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + Sync + 'static {
-    async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }
+async fn until(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 async fn shutdown_signal() {
