@@ -163,7 +163,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(
         addr = %bound,
         namespace = ?args.namespace,
-        identity = ?identity,
+        leader_election = args.leader_election,
+        identity = identity.as_deref().unwrap_or_default(),
         "arnsync started; serving /metrics, /healthz, /readyz"
     );
     {
