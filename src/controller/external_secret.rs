@@ -250,7 +250,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
 /// The watch of a remote reference when its selector can move (stages, latest, labels).
 fn watch_of(r: &RemoteRef) -> Option<Watch> {
     let fetch = fetch_of(r);
-    (!is_immutable(&fetch.selector)).then(|| Watch {
+    (!is_immutable(&fetch.selector)).then_some(Watch {
         service: fetch.service,
         key: fetch.key,
         selector: fetch.selector,
@@ -431,10 +431,15 @@ fn up_to_date(
         .annotations
         .as_ref()
         .and_then(|a| a.get(sync::HASH_ANNOTATION));
-    // Merge targets hold other keys too, so compare only the annotation there.
-    let intact = annotated == Some(hash)
-        && (es.spec.target.creation_policy == crate::api::CreationPolicy::Merge
-            || &data_hash(&current) == hash);
+    // The Secret holds what arnsync last wrote when its content matches the hash arnsync wrote
+    // with it. That is checked on the Secret itself, not against status.dataHash: the
+    // ExternalSecret in the cache may predate the status write of the sync that wrote it.
+    // Merge targets hold other keys too, so only the annotation can be compared there.
+    let intact = match (es.spec.target.creation_policy, annotated) {
+        (crate::api::CreationPolicy::Merge, a) => a == Some(hash),
+        (_, Some(a)) => &data_hash(&current) == a,
+        (_, None) => false,
+    };
     intact.then(|| Plan {
         action: PlanAction::Keep,
         data_hash: Some(hash.clone()),

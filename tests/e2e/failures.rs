@@ -106,7 +106,8 @@ async fn errors_give_the_right_condition_and_leave_the_secret_untouched() {
 
     // When AWS recovers, the retry with backoff brings it back to Ready.
     env.proxy.clear_faults();
-    env.ready_reason("app", "db", "SecretSynced").await;
+    env.ready_reason_within("app", "db", "SecretSynced", Duration::from_secs(180))
+        .await;
     let events =
         kube::Api::<k8s_openapi::api::events::v1::Event>::namespaced(env.client.clone(), "app");
     let reasons: Vec<String> = env

@@ -264,9 +264,22 @@ impl Env {
 
     /// Waits for the ExternalSecret's Ready condition to have `reason`; returns its message.
     pub async fn ready_reason(&self, ns: &str, name: &str, reason: &str) -> String {
+        self.ready_reason_within(ns, name, reason, Duration::from_secs(30))
+            .await
+    }
+
+    /// Like `ready_reason`, for outcomes that wait on a retry backoff (which grows up to
+    /// minutes while errors persist).
+    pub async fn ready_reason_within(
+        &self,
+        ns: &str,
+        name: &str,
+        reason: &str,
+        timeout: Duration,
+    ) -> String {
         self.eventually(
             &format!("ExternalSecret {ns}/{name} reason {reason}"),
-            Duration::from_secs(30),
+            timeout,
             || async {
                 let es = Api::<ExternalSecret>::namespaced(self.client.clone(), ns)
                     .get_opt(name)

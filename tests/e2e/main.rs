@@ -6,5 +6,6 @@ mod failures;
 mod harness;
 mod leader;
 mod policies;
+mod rotation;
 mod stores;
 mod sync;
