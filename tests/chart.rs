@@ -300,6 +300,11 @@ fn expected_rules(cluster: bool, argo: bool) -> Rules {
         want.push(("arnsync.io", format!("{k}/status"), status));
     }
     want.push((
+        "arnsync.io",
+        "externalsecrets/finalizers".into(),
+        &["update"],
+    ));
+    want.push((
         "",
         "secrets".into(),
         &[

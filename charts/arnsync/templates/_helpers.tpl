@@ -77,6 +77,11 @@ context plus "cluster" (bool): cluster-scoped mode adds ClusterSecretStores.
     - clustersecretstores/status
     {{- end }}
   verbs: ["get", "patch", "update"]
+# Secrets created with creationPolicy Owner carry an ownerReference with blockOwnerDeletion;
+# clusters that enforce owner-reference permissions require this.
+- apiGroups: ["arnsync.io"]
+  resources: ["externalsecrets/finalizers"]
+  verbs: ["update"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
