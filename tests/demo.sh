@@ -168,8 +168,8 @@ step "install what is missing (tests/setup.sh)"
 bash tests/setup.sh
 command -v curl >/dev/null || fail "curl is needed"
 
-step "build arnsync, kube-test-server, aws-fault-proxy (cargo build --bins)"
-cargo build --bins --locked
+step "build arnsync, kube-test-server, aws-fault-proxy (cargo build --bins --workspace)"
+cargo build --locked --bins --workspace
 for bin in arnsync kube-test-server aws-fault-proxy; do
   [[ -x "$TARGET/debug/$bin" ]] || fail "$TARGET/debug/$bin missing after the build"
 done
