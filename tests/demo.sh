@@ -204,11 +204,17 @@ step "seed AWS: Secrets Manager demo/db, Parameter Store /demo/app/*"
 aws seed
 
 step "apply deploy/examples/: namespace, SecretStore (pointed at the local emulator), ExternalSecrets"
-# The examples are written for real AWS; only the store's endpoints change here, before the
-# ExternalSecrets exist, so the first read already goes to the emulator.
-k apply --server-side -f deploy/examples/00-namespace.yaml -f deploy/examples/10-secretstore.yaml
-k patch secretstore aws -n "$NS" --type merge \
-  -p "{\"spec\":{\"endpoints\":{\"secretsManager\":\"$PROXY_URL\",\"ssm\":\"$PROXY_URL\",\"sts\":\"$PROXY_URL\"}}}"
+# The examples are written for real AWS; only the store's endpoints are added here, before the
+# store is created, so no call ever leaves this machine.
+k apply --server-side -f deploy/examples/00-namespace.yaml
+"$PY" - "$PROXY_URL" deploy/examples/10-secretstore.yaml <<'PYEOF' | k apply --server-side -f -
+import json, sys
+url, path = sys.argv[1], sys.argv[2]
+import yaml
+doc = yaml.safe_load(open(path))
+doc["spec"]["endpoints"] = {"secretsManager": url, "ssm": url, "sts": url}
+print(json.dumps(doc))
+PYEOF
 k apply --server-side -f deploy/examples/20-externalsecret-db.yaml \
   -f deploy/examples/30-externalsecret-config.yaml
 
@@ -267,8 +273,6 @@ NOW="$(k get deployment demo-app -n "$NS" -o 'jsonpath={.metadata.generation}')"
 echo "deployment generation: $GENERATION -> $NOW (one rollout)"
 
 step "AWS calls made by the operator"
-# The store's first credentials check can go to real AWS before the patch above; with the demo's
-# fake keys (or no network) it fails, and that shows as an outcome other than success.
 echo "-- operator /metrics (arnsync_aws_requests_total):"
 curl -sf --max-time 5 "$METRICS_URL/metrics" | grep '^arnsync_aws_requests_total' ||
   fail "no arnsync_aws_requests_total in $METRICS_URL/metrics"

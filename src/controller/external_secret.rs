@@ -125,6 +125,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
     };
     watcher.set_interval(&store.display, interval);
     let subscriber = format!("{ns}/{}", es.name_any());
+    ctx.watchers.untrack_elsewhere(&subscriber, &store.identity);
     let rotation = ctx.take_rotation(&subscriber);
     let force = es.annotations().get(FORCE_SYNC_ANNOTATION);
     let forced = force.is_some() && force != es.status.as_ref().and_then(|s| s.force_sync.as_ref());

@@ -174,20 +174,40 @@ pub fn decide(
         return Decision::Nothing;
     }
     let fp = fingerprint(hashes);
-    match annotations.get(VERSIONS_ANNOTATION) {
-        None => Decision::Record { fingerprint: fp },
-        Some(r) if *r == fp => Decision::Nothing,
-        Some(_) => Decision::Roll {
-            changed: changed_secrets(
-                annotations
-                    .get(SECRETS_ANNOTATION)
-                    .map(String::as_str)
-                    .unwrap_or(""),
-                hashes,
-            ),
+    match (
+        annotations.get(VERSIONS_ANNOTATION),
+        annotations.get(SECRETS_ANNOTATION),
+    ) {
+        (None, _) => Decision::Record { fingerprint: fp },
+        (Some(r), _) if *r == fp => Decision::Nothing,
+        // Only a Secret the running pods already had can be rotated under them; one that
+        // appeared (or went) since the record is recorded without a rollout.
+        (Some(_), Some(record)) => {
+            let changed: Vec<String> = changed_secrets(record, hashes)
+                .into_iter()
+                .filter(|n| in_record(record, n))
+                .collect();
+            if changed.is_empty() {
+                Decision::Record { fingerprint: fp }
+            } else {
+                Decision::Roll {
+                    fingerprint: fp,
+                    changed,
+                }
+            }
+        }
+        (Some(_), None) => Decision::Roll {
+            changed: hashes.keys().cloned().collect(),
             fingerprint: fp,
         },
     }
+}
+
+fn in_record(record: &str, name: &str) -> bool {
+    record
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .any(|(n, _)| n == name)
 }
 
 /// Per-workload debounce: when a change was first seen.
@@ -413,6 +433,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(decide(&ann, &BTreeMap::new()), Decision::Nothing);
+        // A Secret that appears after the record is recorded, not rolled for.
+        let h3 = hashes(&[
+            ("db", "aaaaaaaaaaaa"),
+            ("cfg", "bbbbbbbbbbbb"),
+            ("new", "dddddddddddd"),
+        ]);
+        assert!(matches!(decide(&ann, &h3), Decision::Record { .. }));
         ann.remove(RESTART_ANNOTATION);
         assert_eq!(
             decide(&ann, &h2),

@@ -75,11 +75,11 @@ fn operation_label(name: &str) -> &'static str {
         "ListSecrets" => "ListSecrets",
         "GetParameter" => "GetParameter",
         "GetParametersByPath" => "GetParametersByPath",
+        "GetParameters" => "GetParameters",
+        "DescribeSecret" => "DescribeSecret",
+        "AssumeRoleWithWebIdentity" => "AssumeRoleWithWebIdentity",
         "GetCallerIdentity" => "GetCallerIdentity",
         "AssumeRole" => "AssumeRole",
-        "PutSecretValue" => "PutSecretValue",
-        "CreateSecret" => "CreateSecret",
-        "PutParameter" => "PutParameter",
         _ => "Other",
     }
 }
@@ -149,5 +149,9 @@ mod tests {
     fn unknown_operations_share_one_label() {
         assert_eq!(operation_label("GetSecretValue"), "GetSecretValue");
         assert_eq!(operation_label("DeleteSecret"), "Other");
+        // The version watcher's calls are counted under their own names.
+        for op in ["ListSecrets", "DescribeSecret", "GetParameters"] {
+            assert_eq!(operation_label(op), op);
+        }
     }
 }

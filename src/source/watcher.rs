@@ -453,6 +453,17 @@ impl Watchers {
             .clone()
     }
 
+    /// Stops tracking `subscriber` on every identity but `identity` (its store changed).
+    pub fn untrack_elsewhere(&self, subscriber: &str, identity: &Identity) {
+        let keep = identity.fingerprint();
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        for (fp, w) in map.iter() {
+            if *fp != keep {
+                w.untrack(subscriber);
+            }
+        }
+    }
+
     /// Every subscriber of every identity.
     pub fn subscribers(&self) -> BTreeSet<String> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());

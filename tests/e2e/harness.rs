@@ -97,13 +97,13 @@ impl Env {
             .open(self.log_path())
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_arnsync"))
-            .args([
-                "run",
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--read-sharing",
-                "200ms",
-            ])
+            .args(["run", "--metrics-addr", "127.0.0.1:0"])
+            .args(
+                (!extra.contains(&"--read-sharing"))
+                    .then_some(["--read-sharing", "200ms"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(extra)
             .env("KUBECONFIG", &kubeconfig)
             .env("AWS_ACCESS_KEY_ID", "operator")
@@ -135,6 +135,13 @@ impl Env {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Process id of the operator started with `start_operator*` (benches/scale.rs reads its
+    /// peak memory).
+    #[allow(dead_code)]
+    pub fn operator_pid(&self) -> Option<u32> {
+        self.operator.as_ref().map(|c| c.id())
     }
 
     pub fn operator_log(&self) -> String {
