@@ -120,7 +120,7 @@ impl ErrorKind {
 /// A failed AWS read. The message names the service, operation, key and AWS error code; it is
 /// built from AWS's error message, which never carries secret values.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{service} {operation} on {key:?} failed: {code}: {message}")]
+#[error("{} {operation} on {key:?} failed: {code}: {message}", self.service_name())]
 pub struct SourceError {
     pub kind: ErrorKind,
     pub service: Service,
@@ -131,6 +131,17 @@ pub struct SourceError {
     /// The AWS error code (`ResourceNotFoundException`), or a short local code (`Timeout`).
     pub code: String,
     pub message: String,
+}
+
+impl SourceError {
+    /// The AWS service the failed call went to. STS calls (credentials, the store check) carry
+    /// the service of the read they served, so they are told apart by operation.
+    pub fn service_name(&self) -> String {
+        match self.operation {
+            "GetCallerIdentity" | "AssumeRole" | "AssumeRoleWithWebIdentity" => "STS".into(),
+            _ => self.service.to_string(),
+        }
+    }
 }
 
 /// Reads from one AWS identity. Implementations: [`aws::AwsSource`] (Secrets Manager and
@@ -161,3 +172,31 @@ pub use identity::{Identity, StaticKeys};
 pub use memory::MemorySource;
 #[cfg(test)]
 mod moto_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(operation: &'static str) -> SourceError {
+        SourceError {
+            kind: ErrorKind::AccessDenied,
+            service: Service::SecretsManager,
+            operation,
+            key: "prod/db".into(),
+            code: "AccessDeniedException".into(),
+            message: "not authorized".into(),
+        }
+    }
+
+    #[test]
+    fn messages_name_the_service_operation_key_and_code() {
+        assert_eq!(
+            err("GetSecretValue").to_string(),
+            "SecretsManager GetSecretValue on \"prod/db\" failed: AccessDeniedException: not authorized"
+        );
+        assert!(err("AssumeRole").to_string().starts_with("STS AssumeRole"));
+        assert!(err("GetCallerIdentity")
+            .to_string()
+            .starts_with("STS GetCallerIdentity"));
+    }
+}

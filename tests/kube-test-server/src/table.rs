@@ -26,14 +26,47 @@ fn age(created: &str) -> String {
     }
 }
 
-/// Evaluates simple JSONPaths of the form `.a.b.c` (what printer columns nearly always use).
+/// Evaluates the JSONPath forms printer columns use: `.a.b.c`, `.a[0].b`, and filters such as
+/// `.status.conditions[?(@.type=="Ready")].status` (the first match).
 fn json_path<'a>(obj: &'a Value, path: &str) -> &'a Value {
+    static NULL: Value = Value::Null;
     let mut cur = obj;
-    for part in path.trim_start_matches('.').split('.') {
-        if part.is_empty() {
-            continue;
+    let mut rest = path.trim();
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            if end > 0 {
+                cur = &cur[&r[..end]];
+            }
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let Some(close) = r.find(']') else {
+                return &NULL;
+            };
+            let inner = &r[..close];
+            rest = &r[close + 1..];
+            cur = match inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+                Some(filter) => {
+                    let Some((field, want)) = filter.split_once("==") else {
+                        return &NULL;
+                    };
+                    let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
+                    cur.as_array()
+                        .and_then(|items| {
+                            items.iter().find(|i| {
+                                json_path(i, &format!(".{}", field.trim())).as_str() == Some(want)
+                            })
+                        })
+                        .unwrap_or(&NULL)
+                }
+                None => match inner.parse::<usize>() {
+                    Ok(i) => &cur[i],
+                    Err(_) => return &NULL,
+                },
+            };
+        } else {
+            return &NULL;
         }
-        cur = &cur[part];
     }
     cur
 }
@@ -149,4 +182,33 @@ pub fn table(rt: &ResourceType, objs: &[Value], list_meta: Value, include_object
         "columnDefinitions": columns(rt),
         "rows": rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_path;
+    use serde_json::json;
+
+    #[test]
+    fn printer_column_paths_with_indexes_and_filters() {
+        let o = json!({"spec": {"region": "us-east-1"}, "status": {"conditions": [
+            {"type": "Synced", "status": "False"},
+            {"type": "Ready", "status": "True", "reason": "SecretSynced"}
+        ]}});
+        assert_eq!(json_path(&o, ".spec.region"), "us-east-1");
+        assert_eq!(
+            json_path(&o, ".status.conditions[1].reason"),
+            "SecretSynced"
+        );
+        assert_eq!(
+            json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+            "True"
+        );
+        assert_eq!(
+            json_path(&o, ".status.conditions[?(@.type=='Synced')].status"),
+            "False"
+        );
+        assert!(json_path(&o, ".status.conditions[?(@.type==\"Gone\")].status").is_null());
+        assert!(json_path(&o, ".spec.missing.deeper").is_null());
+    }
 }
