@@ -238,10 +238,11 @@ k get secretstores -n "$NS"
 echo "-- the versions in use (status.sources):"
 k get externalsecrets -n "$NS" -o custom-columns='NAME:.metadata.name,SECRET:.status.targetName,SYNCED:.status.refreshTime,SECRET-VERSIONS:.status.sources[*].versionId,PARAMETER-VERSIONS:.status.sources[*].version'
 
-step "apply deploy/examples/ again: adds Deployment demo-app (restart-on-rotation)"
+step "apply deploy/examples/40-deployment.yaml: Deployment demo-app (restart-on-rotation)"
 # Applied once both Secrets exist, so the fingerprint the operator records when it first sees
 # the Deployment covers both, and only the rotation below changes it.
-k apply --server-side -f deploy/examples/
+# Only the Deployment: re-applying the store's file would drop the local endpoints added above.
+k apply --server-side -f deploy/examples/40-deployment.yaml
 wait_for "$TIMEOUT" "operator recording the fingerprint of deployment demo-app" fingerprint_recorded
 state="$(k get deployment demo-app -n "$NS" -o \
   'jsonpath={.metadata.generation} {.spec.template.metadata.annotations.arnsync\.io/secret-versions}')"

@@ -322,6 +322,20 @@ impl Env {
         }
     }
 
+    /// The VersionId of a secret that has exactly one version.
+    pub async fn only_version(&self, name: &str) -> String {
+        let d = self
+            .sm
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .unwrap();
+        let versions = d.version_ids_to_stages().expect("versions");
+        assert_eq!(versions.len(), 1, "{name} has more than one version");
+        versions.keys().next().unwrap().clone()
+    }
+
     pub async fn put_param(&self, name: &str, value: &str, type_: &str) {
         self.ssm
             .put_parameter()

@@ -114,20 +114,7 @@ async fn stage_moves_and_new_parameter_versions_reach_the_secret() {
     env.namespace("app", json!({})).await;
     env.store("app").await;
     env.put_secret("prod/db", "pw-Victor-1").await;
-    let first = env
-        .sm
-        .describe_secret()
-        .secret_id("prod/db")
-        .send()
-        .await
-        .unwrap();
-    let v1 = first
-        .version_ids_to_stages()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
+    let v1 = env.only_version("prod/db").await;
     env.put_param("/prod/url", "url-Whiskey-1", "String").await;
     env.apply(es(
         "app",

@@ -27,20 +27,7 @@ async fn secrets_manager_values_templates_and_finds() {
         .send()
         .await
         .unwrap();
-    let v1 = env
-        .sm
-        .describe_secret()
-        .secret_id("prod/plain")
-        .send()
-        .await
-        .unwrap();
-    let first_version = v1
-        .version_ids_to_stages()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
+    let first_version = env.only_version("prod/plain").await;
     env.put_secret("prod/plain", "plain-Charlie-3").await;
     env.sm
         .create_secret()
