@@ -299,6 +299,26 @@ fn watches_from_fetched(
     out
 }
 
+/// True when `key` (as written in a remoteRef: a name or an ARN) names the secret or parameter
+/// AWS calls `name`.
+fn refers_to(key: &str, name: &str) -> bool {
+    if key == name {
+        return true;
+    }
+    if !key.starts_with("arn:") {
+        return false;
+    }
+    let secret = format!(":secret:{name}");
+    // A secret ARN ends with the name plus a random 6-character suffix (`-AbCdEf`), which may be
+    // left out; a parameter ARN ends with `parameter` + the name (with its leading `/`).
+    key.ends_with(&secret)
+        || key
+            .rfind(&secret)
+            .is_some_and(|i| key.len() == i + secret.len() + 7)
+        || key.ends_with(&format!(":parameter{name}"))
+        || key.ends_with(&format!(":parameter/{name}"))
+}
+
 /// What to watch when no read happened: versions from the status of the last read, so that a
 /// rotation while the operator was down is still noticed.
 fn watches_from_status(es: &ExternalSecret) -> Vec<(Watch, Option<String>)> {
@@ -310,7 +330,7 @@ fn watches_from_status(es: &ExternalSecret) -> Vec<(Watch, Option<String>)> {
     let version_of = |w: &Watch| {
         sources
             .iter()
-            .find(|s| s.service == w.service && s.key == w.key)
+            .find(|s| s.service == w.service && refers_to(&w.key, &s.key))
             .and_then(|s| s.version_id.clone().or_else(|| s.version.clone()))
     };
     let mut out: Vec<(Watch, Option<String>)> = remote_refs(es)
@@ -559,4 +579,35 @@ async fn write_status(
         "Sync",
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refers_to;
+
+    #[test]
+    fn arns_refer_to_the_names_aws_reports() {
+        assert!(refers_to("prod/db", "prod/db"));
+        assert!(refers_to(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf",
+            "prod/db"
+        ));
+        assert!(refers_to(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db",
+            "prod/db"
+        ));
+        assert!(!refers_to(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db2-AbCdEf",
+            "prod/db"
+        ));
+        assert!(refers_to(
+            "arn:aws:ssm:us-east-1:123456789012:parameter/prod/url",
+            "/prod/url"
+        ));
+        assert!(refers_to(
+            "arn:aws:ssm:us-east-1:123456789012:parameter/plain",
+            "plain"
+        ));
+        assert!(!refers_to("prod/db2", "prod/db"));
+    }
 }
