@@ -39,7 +39,7 @@ enum Command {
 
 #[derive(Parser)]
 struct RunArgs {
-    /// Watch only this namespace (ClusterSecretStores are still read cluster-wide).
+    /// Watch only this namespace. ClusterSecretStores are then not used (namespaced RBAC only).
     #[arg(long, env = "ARNSYNC_NAMESPACE")]
     namespace: Option<String>,
     /// Address of the /metrics, /healthz and /readyz server.
