@@ -49,7 +49,7 @@ use super::Condition;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("size(self.data) > 0 || size(self.dataFrom) > 0 || (has(self.target.template) && size(self.target.template.data) > 0)").message("nothing to sync: set data, dataFrom or target.template.data"))]
+#[x_kube(validation = Rule::new("(has(self.data) && size(self.data) > 0) || (has(self.dataFrom) && size(self.dataFrom) > 0) || (has(self.target) && has(self.target.template) && has(self.target.template.data) && size(self.target.template.data) > 0)").message("nothing to sync: set data, dataFrom or target.template.data"))]
 pub struct ExternalSecretSpec {
     pub secret_store_ref: StoreRef,
     /// How often to re-read everything: `1h` (default), `30m`, `90s`; `0` reads once.
@@ -231,7 +231,7 @@ pub struct DataFrom {
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.service) && self.service == 'ParameterStore' ? (has(self.path) && !has(self.name) && size(self.tags) == 0) : (!has(self.path) && (has(self.name) || size(self.tags) > 0))").message("find: ParameterStore takes path; SecretsManager takes name.regexp and/or tags"))]
+#[x_kube(validation = Rule::new("has(self.service) && self.service == 'ParameterStore' ? (has(self.path) && !has(self.name) && (!has(self.tags) || size(self.tags) == 0)) : (!has(self.path) && (has(self.name) || (has(self.tags) && size(self.tags) > 0)))").message("find: ParameterStore takes path; SecretsManager takes name.regexp and/or tags"))]
 pub struct FindRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,

@@ -39,7 +39,8 @@ use super::Condition;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.auth) || !has(self.auth.secretRef) || (!has(self.auth.secretRef.accessKeyIDSecretRef.namespace) && !has(self.auth.secretRef.secretAccessKeySecretRef.namespace) && (!has(self.auth.secretRef.sessionTokenSecretRef) || !has(self.auth.secretRef.sessionTokenSecretRef.namespace)))").message("a SecretStore reads credentials only from its own namespace: remove namespace from auth.secretRef"))]
+// `namespace` is a CEL reserved word: Kubernetes exposes the property as `__namespace__`.
+#[x_kube(validation = Rule::new("!has(self.auth) || !has(self.auth.secretRef) || (!has(self.auth.secretRef.accessKeyIDSecretRef.__namespace__) && !has(self.auth.secretRef.secretAccessKeySecretRef.__namespace__) && (!has(self.auth.secretRef.sessionTokenSecretRef) || !has(self.auth.secretRef.sessionTokenSecretRef.__namespace__)))").message("a SecretStore reads credentials only from its own namespace: remove namespace from auth.secretRef"))]
 pub struct SecretStoreSpec {
     /// AWS region, e.g. us-east-1.
     #[x_kube(validation = Rule::new("self != ''").message("region must not be empty"))]
@@ -87,7 +88,7 @@ pub struct SecretStoreSpec {
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.auth) || !has(self.auth.secretRef) || (has(self.auth.secretRef.accessKeyIDSecretRef.namespace) && has(self.auth.secretRef.secretAccessKeySecretRef.namespace) && (!has(self.auth.secretRef.sessionTokenSecretRef) || has(self.auth.secretRef.sessionTokenSecretRef.namespace)))").message("a ClusterSecretStore must name the namespace of every auth.secretRef"))]
+#[x_kube(validation = Rule::new("!has(self.auth) || !has(self.auth.secretRef) || (has(self.auth.secretRef.accessKeyIDSecretRef.__namespace__) && has(self.auth.secretRef.secretAccessKeySecretRef.__namespace__) && (!has(self.auth.secretRef.sessionTokenSecretRef) || has(self.auth.secretRef.sessionTokenSecretRef.__namespace__)))").message("a ClusterSecretStore must name the namespace of every auth.secretRef"))]
 pub struct ClusterSecretStoreSpec {
     /// AWS region, e.g. us-east-1.
     #[x_kube(validation = Rule::new("self != ''").message("region must not be empty"))]

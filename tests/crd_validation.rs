@@ -1,0 +1,147 @@
+//! The CRDs' CEL rules (x-kubernetes-validations), evaluated client-side with kube's CEL
+//! validator: every rule compiles, good manifests pass, and each bad spec is refused with our
+//! message, as the API server would refuse it at `kubectl apply`.
+
+use kube::core::cel::Validator;
+use kube::CustomResourceExt;
+use serde_json::{json, Value};
+
+use arnsync::api::{ClusterSecretStore, ExternalSecret, SecretStore};
+
+fn schema<K: CustomResourceExt>() -> Value {
+    let crd = K::crd();
+    serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("schema"),
+    )
+    .unwrap()
+}
+
+fn check<K: CustomResourceExt>(spec: Value) -> Result<(), String> {
+    let obj = json!({
+        "apiVersion": "arnsync.io/v1alpha1",
+        "kind": K::crd().spec.names.kind,
+        "metadata": {"name": "x", "namespace": "app"},
+        "spec": spec,
+    });
+    Validator::new()
+        .validate(&schema::<K>(), &obj, None)
+        .map_err(|e| format!("{e:?}"))
+}
+
+fn es(data: Value) -> Value {
+    json!({"secretStoreRef": {"name": "aws"}, "data": data})
+}
+
+fn refused(result: Result<(), String>, message: &str) {
+    match result {
+        Ok(()) => panic!("expected a refusal with {message:?}"),
+        Err(e) => assert!(
+            e.contains(message),
+            "refused, but not with {message:?}: {e}"
+        ),
+    }
+}
+
+#[test]
+fn good_external_secrets_pass() {
+    for spec in [
+        es(
+            json!([{"secretKey": "a", "remoteRef": {"key": "prod/db", "property": "p", "versionStage": "AWSPREVIOUS"}}]),
+        ),
+        es(json!([{"secretKey": "a", "remoteRef": {"key": "prod/db", "versionId": "v1"}}])),
+        es(
+            json!([{"secretKey": "a", "remoteRef": {"key": "/p", "service": "ParameterStore", "version": "3"}}]),
+        ),
+        es(
+            json!([{"secretKey": "a", "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/p", "version": "stable"}}]),
+        ),
+        json!({"secretStoreRef": {"name": "aws"}, "target": {"name": "db-creds.v1"},
+               "dataFrom": [{"extract": {"key": "prod/db"}},
+                            {"find": {"service": "ParameterStore", "path": "/prod/", "recursive": true}},
+                            {"find": {"name": {"regexp": "^prod/"}, "tags": {"team": "a"}}}]}),
+        json!({"secretStoreRef": {"name": "aws"}, "target": {"template": {"data": {"k": "static"}}}}),
+    ] {
+        check::<ExternalSecret>(spec.clone()).unwrap_or_else(|e| panic!("{spec}: {e}"));
+    }
+}
+
+#[test]
+fn bad_external_secrets_are_refused_with_a_message_that_says_what_to_do() {
+    refused(
+        check::<ExternalSecret>(es(
+            json!([{"secretKey": "a", "remoteRef": {"key": "k", "versionStage": "AWSCURRENT", "versionId": "v"}}]),
+        )),
+        "set at most one of versionStage and versionId",
+    );
+    refused(
+        check::<ExternalSecret>(es(
+            json!([{"secretKey": "a", "remoteRef": {"key": "k", "version": "3"}}]),
+        )),
+        "version is only for ParameterStore",
+    );
+    refused(
+        check::<ExternalSecret>(es(
+            json!([{"secretKey": "a", "remoteRef": {"key": "/p", "service": "ParameterStore", "versionStage": "AWSCURRENT"}}]),
+        )),
+        "versionStage and versionId are only for SecretsManager",
+    );
+    refused(
+        check::<ExternalSecret>(
+            json!({"secretStoreRef": {"name": "aws"}, "dataFrom": [{"extract": {"key": "k"}, "find": {"name": {"regexp": "x"}}}]}),
+        ),
+        "set exactly one of extract and find",
+    );
+    refused(
+        check::<ExternalSecret>(
+            json!({"secretStoreRef": {"name": "aws"}, "dataFrom": [{"find": {"service": "ParameterStore", "name": {"regexp": "x"}}}]}),
+        ),
+        "find: ParameterStore takes path",
+    );
+    refused(
+        check::<ExternalSecret>(
+            json!({"secretStoreRef": {"name": "aws"}, "target": {"name": "Bad_Name"}, "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}]}),
+        ),
+        "target.name must be a DNS subdomain",
+    );
+    refused(
+        check::<ExternalSecret>(json!({"secretStoreRef": {"name": "aws"}})),
+        "nothing to sync",
+    );
+    refused(
+        check::<ExternalSecret>(es(json!([{"secretKey": "a", "remoteRef": {"key": ""}}]))),
+        "key must not be empty",
+    );
+}
+
+#[test]
+fn stores_keep_credentials_where_they_belong() {
+    let keys = |ns: Option<&str>| {
+        let mut sel = json!({"name": "aws-keys", "key": "id"});
+        if let Some(ns) = ns {
+            sel["namespace"] = json!(ns);
+        }
+        json!({"secretRef": {"accessKeyIDSecretRef": sel.clone(), "secretAccessKeySecretRef": sel}})
+    };
+    check::<SecretStore>(json!({"region": "us-east-1", "auth": keys(None)})).unwrap();
+    refused(
+        check::<SecretStore>(json!({"region": "us-east-1", "auth": keys(Some("other"))})),
+        "a SecretStore reads credentials only from its own namespace",
+    );
+    refused(
+        check::<SecretStore>(json!({"region": ""})),
+        "region must not be empty",
+    );
+    check::<ClusterSecretStore>(json!({"region": "us-east-1", "auth": keys(Some("ops"))})).unwrap();
+    refused(
+        check::<ClusterSecretStore>(json!({"region": "us-east-1", "auth": keys(None)})),
+        "a ClusterSecretStore must name the namespace of every auth.secretRef",
+    );
+    check::<ClusterSecretStore>(json!({"region": "us-east-1",
+        "role": {"arn": "arn:aws:iam::123456789012:role/r", "externalID": "x"},
+        "conditions": [{"namespaces": ["a"]}, {"namespaceSelector": {"matchLabels": {"k": "v"}}}]}))
+    .unwrap();
+}
