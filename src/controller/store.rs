@@ -134,21 +134,7 @@ async fn read_keys(
         return Ok(None);
     };
     let read = |field: &'static str, sel: SecretKeySelector| async move {
-        let ns = match (own_namespace, sel.namespace.as_deref()) {
-            (Some(own), None) => own.to_string(),
-            (Some(own), Some(other)) if other == own => own.to_string(),
-            (Some(_), Some(other)) => {
-                return Err(SyncError::StoreNotAllowed(format!(
-                    "{display}: {field} names namespace {other}; a SecretStore may only read credentials from its own namespace: use a ClusterSecretStore"
-                )))
-            }
-            (None, Some(ns)) => ns.to_string(),
-            (None, None) => {
-                return Err(SyncError::InvalidSpec(format!(
-                    "{display}: {field}.namespace is required on a ClusterSecretStore"
-                )))
-            }
-        };
+        let ns = credentials_namespace(display, field, own_namespace, sel.namespace.as_deref())?;
         let secret = Api::<Secret>::namespaced(client.clone(), &ns)
             .get_opt(&sel.name)
             .await
@@ -179,7 +165,7 @@ async fn read_keys(
                 sel.key, sel.name
             ))
         })?;
-        Ok(text.trim().to_string())
+        Ok::<String, SyncError>(text.trim().to_string())
     };
     let access_key_id = read(
         "auth.secretRef.accessKeyIDSecretRef",
@@ -200,6 +186,27 @@ async fn read_keys(
         secret_access_key,
         session_token,
     }))
+}
+
+/// Where a store may read a credentials Secret from. `own_namespace` is a SecretStore's
+/// namespace (it may read only there); `None` is a ClusterSecretStore, which must name one.
+fn credentials_namespace(
+    display: &str,
+    field: &str,
+    own_namespace: Option<&str>,
+    named: Option<&str>,
+) -> Result<String, SyncError> {
+    match (own_namespace, named) {
+        (Some(own), None) => Ok(own.to_string()),
+        (Some(own), Some(other)) if other == own => Ok(own.to_string()),
+        (Some(_), Some(other)) => Err(SyncError::StoreNotAllowed(format!(
+            "{display}: {field} names namespace {other}; a SecretStore may only read credentials from its own namespace: use a ClusterSecretStore"
+        ))),
+        (None, Some(ns)) => Ok(ns.to_string()),
+        (None, None) => Err(SyncError::InvalidSpec(format!(
+            "{display}: {field}.namespace is required on a ClusterSecretStore"
+        ))),
+    }
 }
 
 /// True when `conditions` admit namespace `ns` with `labels`. No conditions admit everyone.
@@ -249,6 +256,33 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn credentials_are_read_only_where_the_store_may_read() {
+        let f = "auth.secretRef.accessKeyIDSecretRef";
+        assert_eq!(
+            credentials_namespace("s", f, Some("app"), None).unwrap(),
+            "app"
+        );
+        assert_eq!(
+            credentials_namespace("s", f, Some("app"), Some("app")).unwrap(),
+            "app"
+        );
+        let e =
+            credentials_namespace("SecretStore app/aws", f, Some("app"), Some("ops")).unwrap_err();
+        assert_eq!(e.reason(), "StoreNotAllowed");
+        assert!(
+            e.to_string().contains("own namespace") && e.to_string().contains(f),
+            "{e}"
+        );
+        assert_eq!(
+            credentials_namespace("c", f, None, Some("ops")).unwrap(),
+            "ops"
+        );
+        let e = credentials_namespace("ClusterSecretStore aws", f, None, None).unwrap_err();
+        assert_eq!(e.reason(), "InvalidSpec");
+        assert!(e.to_string().contains("namespace is required"), "{e}");
     }
 
     #[test]

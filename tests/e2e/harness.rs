@@ -161,6 +161,14 @@ impl Env {
 
     /// Server-side applies a manifest (as a test user would with kubectl apply --server-side).
     pub async fn apply(&self, manifest: serde_json::Value) {
+        let what = format!("{} {}", manifest["kind"], manifest["metadata"]["name"]);
+        if let Err(e) = self.try_apply(manifest).await {
+            panic!("apply {what}: {e}");
+        }
+    }
+
+    /// Server-side applies a manifest; the API server's refusal is returned.
+    pub async fn try_apply(&self, manifest: serde_json::Value) -> Result<(), kube::Error> {
         let kind = manifest["kind"].as_str().unwrap().to_string();
         let name = manifest["metadata"]["name"].as_str().unwrap().to_string();
         let ns = manifest["metadata"]["namespace"].as_str().map(String::from);
@@ -196,7 +204,7 @@ impl Env {
                 .map(|_| ()),
             other => panic!("apply: unsupported {other:?}"),
         };
-        r.unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
+        r
     }
 
     /// A SecretStore in `ns` named `aws` that reaches moto through the proxy.

@@ -68,20 +68,31 @@ async fn store_isolation_is_enforced_with_clear_conditions() {
     // A SecretStore may not read credentials from another namespace.
     env.apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys", "namespace": "team-a"},
         "stringData": {"id": "AKIAEXAMPLE", "secret": "sk-Papa-2"}})).await;
-    env.apply(json!({
-        "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
-        "metadata": {"name": "sneaky", "namespace": "team-b"},
-        "spec": {"region": "us-east-1", "endpoints": env.endpoints(), "auth": {"secretRef": {
-            "accessKeyIDSecretRef": {"name": "keys", "key": "id", "namespace": "team-a"},
-            "secretAccessKeySecretRef": {"name": "keys", "key": "secret", "namespace": "team-a"}}}}
-    }))
-    .await;
+    // The CRD's rule refuses it at apply time (the operator refuses it again if a cluster does
+    // not enforce the rule).
+    let refused = env
+        .try_apply(json!({
+            "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+            "metadata": {"name": "sneaky", "namespace": "team-b"},
+            "spec": {"region": "us-east-1", "endpoints": env.endpoints(), "auth": {"secretRef": {
+                "accessKeyIDSecretRef": {"name": "keys", "key": "id", "namespace": "team-a"},
+                "secretAccessKeySecretRef": {"name": "keys", "key": "secret", "namespace": "team-a"}}}}
+        }))
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("reads credentials only from its own namespace"),
+        "{refused}"
+    );
     env.apply(es("team-b", "sneaky", "SecretStore", "sneaky"))
         .await;
-    let msg = env
-        .ready_reason("team-b", "sneaky", "StoreNotAllowed")
-        .await;
-    assert!(msg.contains("own namespace"), "{msg}");
+    let msg = env.ready_reason("team-b", "sneaky", "StoreNotFound").await;
+    assert!(
+        msg.contains("SecretStore team-b/sneaky does not exist"),
+        "{msg}"
+    );
     assert!(env.secret("team-b", "sneaky").await.is_none());
 
     // Store status: Ready with the caller identity.

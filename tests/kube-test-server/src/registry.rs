@@ -29,6 +29,9 @@ pub struct ResourceType {
     pub custom: bool,
     /// `additionalPrinterColumns` of the preferred version (for `kubectl get` tables).
     pub printer_columns: Vec<Value>,
+    /// `openAPIV3Schema` of the preferred version: its CEL rules (`x-kubernetes-validations`)
+    /// are enforced on writes, as the real server does.
+    pub schema: Option<Value>,
 }
 
 impl ResourceType {
@@ -47,6 +50,7 @@ impl ResourceType {
             tracks_generation: false,
             custom: false,
             printer_columns: vec![],
+            schema: None,
         }
     }
 
@@ -313,6 +317,11 @@ pub fn crd_resource_type(crd: &Value) -> ApiResult<ResourceType> {
         .iter()
         .any(|v| v["subresources"]["status"].is_object());
     let preferred = served.first().cloned().unwrap_or_default();
+    let schema = versions
+        .iter()
+        .find(|v| v["name"].as_str() == Some(preferred.as_str()))
+        .map(|v| v["schema"]["openAPIV3Schema"].clone())
+        .filter(|s| s.is_object());
     let printer_columns = versions
         .iter()
         .find(|v| v["name"].as_str() == Some(preferred.as_str()))
@@ -348,5 +357,6 @@ pub fn crd_resource_type(crd: &Value) -> ApiResult<ResourceType> {
         tracks_generation: true,
         custom: true,
         printer_columns,
+        schema,
     })
 }

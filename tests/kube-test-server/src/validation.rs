@@ -140,6 +140,9 @@ pub fn prepare(rt: &ResourceType, old: Option<&Value>, new: &mut Value) -> ApiRe
         .unwrap_or_default()
         .to_string();
     validate_metadata(rt, &name, new)?;
+    if let Some(schema) = &rt.schema {
+        check_cel(rt, &name, schema, old, new)?;
+    }
     if !rt.group.is_empty() {
         return Ok(());
     }
@@ -159,6 +162,28 @@ pub fn prepare(rt: &ResourceType, old: Option<&Value>, new: &mut Value) -> ApiRe
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// Evaluates the CRD's CEL rules (`x-kubernetes-validations`, with `oldSelf` on updates) and
+/// answers 422 Invalid naming each failing field and the rule's message.
+fn check_cel(
+    rt: &ResourceType,
+    name: &str,
+    schema: &Value,
+    old: Option<&Value>,
+    new: &Value,
+) -> ApiResult<()> {
+    match kube::core::cel::Validator::new().validate(schema, new, old) {
+        Ok(()) => Ok(()),
+        Err(errors) => {
+            let causes = errors
+                .into_vec()
+                .iter()
+                .map(|e| (e.field_path.clone(), format!("Invalid value: {}", e.message)))
+                .collect();
+            Err(ApiError::invalid(&rt.group, &rt.kind, name, causes))
+        }
     }
 }
 
