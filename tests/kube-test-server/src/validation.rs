@@ -180,7 +180,12 @@ fn check_cel(
             let causes = errors
                 .into_vec()
                 .iter()
-                .map(|e| (e.field_path.clone(), format!("Invalid value: {}", e.message)))
+                .map(|e| {
+                    (
+                        e.field_path.clone(),
+                        format!("Invalid value: {}", e.message),
+                    )
+                })
                 .collect();
             Err(ApiError::invalid(&rt.group, &rt.kind, name, causes))
         }

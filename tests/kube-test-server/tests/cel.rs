@@ -48,28 +48,45 @@ async fn cel_rules_refuse_bad_objects_and_transitions() {
     };
     let api: Api<DynamicObject> = Api::namespaced_with(server.client(), "default", &ar);
 
-    api.create(&PostParams::default(), &widget("ok", json!({"a": "x", "size": 2}))).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &widget("ok", json!({"a": "x", "size": 2})),
+    )
+    .await
+    .unwrap();
 
     let err = api
-        .create(&PostParams::default(), &widget("both", json!({"a": "x", "b": "y"})))
+        .create(
+            &PostParams::default(),
+            &widget("both", json!({"a": "x", "b": "y"})),
+        )
         .await
         .unwrap_err();
     match err {
         kube::Error::Api(s) => {
             assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
-            assert!(s.message.contains("set at most one of a and b"), "{}", s.message);
+            assert!(
+                s.message.contains("set at most one of a and b"),
+                "{}",
+                s.message
+            );
         }
         other => panic!("{other}"),
     }
     let err = api
-        .create(&PostParams::default(), &widget("ns", json!({"owner": {"namespace": "kube-system"}})))
+        .create(
+            &PostParams::default(),
+            &widget("ns", json!({"owner": {"namespace": "kube-system"}})),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not kube-system"), "{err}");
 
     // Transition rules see oldSelf on updates.
     let pp = PatchParams::default();
-    api.patch("ok", &pp, &Patch::Merge(json!({"spec": {"size": 3}}))).await.unwrap();
+    api.patch("ok", &pp, &Patch::Merge(json!({"spec": {"size": 3}})))
+        .await
+        .unwrap();
     let err = api
         .patch("ok", &pp, &Patch::Merge(json!({"spec": {"size": 1}})))
         .await
