@@ -418,12 +418,13 @@ pub async fn run(
             .lock()
             .expect("workloads lock")
             .push((kind.kind, store.clone()));
+        let resource = kind.resource.clone();
         let kind = Arc::new(kind);
         let run = controller
             .watches(
                 secrets,
                 watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true")),
-                move |meta: PartialObjectMeta<Secret>| workloads_of(&store, &meta),
+                move |meta: PartialObjectMeta<Secret>| workloads_of(&store, &resource, &meta),
             )
             .graceful_shutdown_on(shutdown.clone())
             .run(
@@ -495,6 +496,7 @@ fn count_conditions(cache: &kube::runtime::reflector::Store<ExternalSecret>, met
 /// The opted-in workloads (from a workload cache) that a managed Secret's change concerns.
 fn workloads_of(
     store: &Store<DynamicObject>,
+    resource: &kube::api::ApiResource,
     secret: &PartialObjectMeta<Secret>,
 ) -> Vec<ObjectRef<DynamicObject>> {
     let (Some(ns), name) = (secret.namespace(), secret.name_any()) else {
@@ -512,29 +514,8 @@ fn workloads_of(
                     restart::selected(opt_in, &refs).contains(&name)
                 })
         })
-        .map(|w| ObjectRef::from_obj_with(w.as_ref(), store_dyntype(w)))
+        .map(|w| ObjectRef::from_obj_with(w.as_ref(), resource.clone()))
         .collect()
-}
-
-fn store_dyntype(w: &DynamicObject) -> kube::api::ApiResource {
-    let tm = w.types.clone().unwrap_or_default();
-    let (group, version) = match tm.api_version.split_once('/') {
-        Some((g, v)) => (g.to_string(), v.to_string()),
-        None => (String::new(), tm.api_version.clone()),
-    };
-    let plural = match tm.kind.as_str() {
-        "Deployment" => "deployments",
-        "StatefulSet" => "statefulsets",
-        "DaemonSet" => "daemonsets",
-        _ => "rollouts",
-    };
-    kube::api::ApiResource {
-        group,
-        version,
-        api_version: tm.api_version,
-        kind: tm.kind,
-        plural: plural.into(),
-    }
 }
 
 /// The ExternalSecrets (from the controller's cache) that use a store.
