@@ -267,17 +267,12 @@ pub async fn reconcile(
             Ok(Action::await_change())
         }
         Decision::Record { fingerprint } => {
-            let body = apply_body(kind, &ns, &name, &fingerprint, &hashes, false);
-            api.patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
+            apply(
+                &api,
+                &key,
+                apply_body(kind, &ns, &name, &fingerprint, &hashes, false),
             )
-            .await
-            .map_err(|source| Error::Workload {
-                who: key.clone(),
-                source,
-            })?;
+            .await?;
             tracing::info!(workload = %key, fingerprint, "recorded Secret versions (no rollout)");
             Ok(Action::await_change())
         }
@@ -291,17 +286,12 @@ pub async fn reconcile(
             if !left.is_zero() {
                 return Ok(Action::requeue(left));
             }
-            let body = apply_body(kind, &ns, &name, &fingerprint, &hashes, true);
-            api.patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
+            apply(
+                &api,
+                &key,
+                apply_body(kind, &ns, &name, &fingerprint, &hashes, true),
             )
-            .await
-            .map_err(|source| Error::Workload {
-                who: key.clone(),
-                source,
-            })?;
+            .await?;
             ctx.pending_restarts.clear(&key);
             ctx.metrics
                 .workload_restarts
@@ -327,6 +317,25 @@ pub async fn reconcile(
             Ok(Action::await_change())
         }
     }
+}
+
+/// Server-side applies `body` (the annotations arnsync owns) to the workload.
+async fn apply(api: &Api<DynamicObject>, key: &str, body: Json) -> Result<(), Error> {
+    let name = body["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| Error::Workload {
+        who: key.to_string(),
+        source,
+    })
 }
 
 fn apply_body(
