@@ -48,6 +48,20 @@ fn mk_gone(key: &str) -> SourceError {
     }
 }
 
+/// Plans `es` with `data` fetched for its `spec.data` entries and no `dataFrom`.
+fn plan_data(
+    es: &ExternalSecret,
+    data: Vec<Fetched>,
+    existing: Option<&Secret>,
+) -> Result<Plan, PlanError> {
+    plan(PlanInput {
+        es,
+        data,
+        data_from: vec![],
+        existing,
+    })
+}
+
 fn applied(p: &Plan) -> (&Secret, bool) {
     match &p.action {
         Action::Apply { secret, changed } => (secret, *changed),
@@ -87,13 +101,7 @@ fn db_values() -> Vec<Fetched> {
 #[test]
 fn data_items_become_keys_with_owner_labels_annotations_and_sources() {
     let es = one_key_es();
-    let p = plan(PlanInput {
-        es: &es,
-        data: db_values(),
-        data_from: vec![],
-        existing: None,
-    })
-    .unwrap();
+    let p = plan_data(&es, db_values(), None).unwrap();
     let (s, changed) = applied(&p);
     assert!(changed);
     assert_eq!(
@@ -125,23 +133,11 @@ fn data_items_become_keys_with_owner_labels_annotations_and_sources() {
 #[test]
 fn unchanged_data_is_not_rewritten_but_a_hand_edit_is() {
     let es = one_key_es();
-    let first = plan(PlanInput {
-        es: &es,
-        data: db_values(),
-        data_from: vec![],
-        existing: None,
-    })
-    .unwrap();
+    let first = plan_data(&es, db_values(), None).unwrap();
     let (written, _) = applied(&first);
     let mut current = written.clone();
     current.metadata.resource_version = Some("7".into());
-    let again = plan(PlanInput {
-        es: &es,
-        data: db_values(),
-        data_from: vec![],
-        existing: Some(&current),
-    })
-    .unwrap();
+    let again = plan_data(&es, db_values(), Some(&current)).unwrap();
     assert!(!applied(&again).1, "same data must not be written again");
 
     current
@@ -149,13 +145,7 @@ fn unchanged_data_is_not_rewritten_but_a_hand_edit_is() {
         .as_mut()
         .unwrap()
         .insert("password".into(), ByteString(b"edited".to_vec()));
-    let repaired = plan(PlanInput {
-        es: &es,
-        data: db_values(),
-        data_from: vec![],
-        existing: Some(&current),
-    })
-    .unwrap();
+    let repaired = plan_data(&es, db_values(), Some(&current)).unwrap();
     assert!(applied(&repaired).1, "a hand edit must be put back");
 }
 
@@ -164,13 +154,7 @@ fn missing_property_and_invalid_json_name_the_entry_and_never_the_value() {
     let es = one_key_es();
     let mut vals = db_values();
     vals[0] = Fetched::One(mk_sm("prod/db", r#"{"username":"app"}"#, "v1"));
-    let e = plan(PlanInput {
-        es: &es,
-        data: vals,
-        data_from: vec![],
-        existing: None,
-    })
-    .unwrap_err();
+    let e = plan_data(&es, vals, None).unwrap_err();
     assert_eq!(e.reason(), "PropertyNotFound");
     let msg = e.to_string();
     assert!(
@@ -183,13 +167,7 @@ fn missing_property_and_invalid_json_name_the_entry_and_never_the_value() {
 
     let mut vals = db_values();
     vals[0] = Fetched::One(mk_sm("prod/db", "plain-hunter2", "v1"));
-    let e = plan(PlanInput {
-        es: &es,
-        data: vals,
-        data_from: vec![],
-        existing: None,
-    })
-    .unwrap_err();
+    let e = plan_data(&es, vals, None).unwrap_err();
     assert_eq!(e.reason(), "InvalidJSON");
     assert!(!e.to_string().contains("hunter2"), "{e}");
 }
@@ -340,13 +318,7 @@ fn merge_needs_an_existing_secret_and_sends_neither_type_nor_owner() {
         "data": [{"secretKey": "k", "remoteRef": {"key": "prod/db", "property": "password"}}]
     }));
     let vals = || vec![Fetched::One(mk_sm("prod/db", r#"{"password":"p"}"#, "v1"))];
-    let e = plan(PlanInput {
-        es: &es,
-        data: vals(),
-        data_from: vec![],
-        existing: None,
-    })
-    .unwrap_err();
+    let e = plan_data(&es, vals(), None).unwrap_err();
     assert_eq!(e.reason(), "TargetNotFound");
     assert!(
         e.to_string().contains("Secret shared does not exist"),
@@ -358,13 +330,7 @@ fn merge_needs_an_existing_secret_and_sends_neither_type_nor_owner() {
         "data": {"tls.crt": "Y3J0"}
     }))
     .unwrap();
-    let p = plan(PlanInput {
-        es: &es,
-        data: vals(),
-        data_from: vec![],
-        existing: Some(&theirs),
-    })
-    .unwrap();
+    let p = plan_data(&es, vals(), Some(&theirs)).unwrap();
     let s = applied(&p).0;
     assert!(s.type_.is_none() && s.metadata.owner_references.is_none());
     assert_eq!(data_of(s).keys().collect::<Vec<_>>(), vec!["k"]);
@@ -375,13 +341,7 @@ fn owner_and_orphan_refuse_a_secret_someone_else_created() {
     let es = one_key_es();
     let theirs: Secret =
         serde_json::from_value(json!({"metadata": {"name": "db", "namespace": "app"}})).unwrap();
-    let e = plan(PlanInput {
-        es: &es,
-        data: db_values(),
-        data_from: vec![],
-        existing: Some(&theirs),
-    })
-    .unwrap_err();
+    let e = plan_data(&es, db_values(), Some(&theirs)).unwrap_err();
     assert_eq!(e.reason(), "TargetConflict");
     assert!(e.to_string().contains("creationPolicy Merge"), "{e}");
 
@@ -390,12 +350,11 @@ fn owner_and_orphan_refuse_a_secret_someone_else_created() {
         "target": {"creationPolicy": "Orphan"},
         "data": [{"secretKey": "k", "remoteRef": {"key": "prod/db"}}]
     }));
-    let p = plan(PlanInput {
-        es: &orphan,
-        data: vec![Fetched::One(mk_sm("prod/db", "v", "v1"))],
-        data_from: vec![],
-        existing: None,
-    })
+    let p = plan_data(
+        &orphan,
+        vec![Fetched::One(mk_sm("prod/db", "v", "v1"))],
+        None,
+    )
     .unwrap();
     assert!(applied(&p).0.metadata.owner_references.is_none());
 }
@@ -403,23 +362,11 @@ fn owner_and_orphan_refuse_a_secret_someone_else_created() {
 #[test]
 fn a_remote_that_is_gone_keeps_the_secret_under_retain() {
     let es = one_key_es();
-    let first = plan(PlanInput {
-        es: &es,
-        data: db_values(),
-        data_from: vec![],
-        existing: None,
-    })
-    .unwrap();
+    let first = plan_data(&es, db_values(), None).unwrap();
     let current = applied(&first).0.clone();
     let mut vals = db_values();
     vals[0] = Fetched::Gone(mk_gone("prod/db"));
-    let p = plan(PlanInput {
-        es: &es,
-        data: vals,
-        data_from: vec![],
-        existing: Some(&current),
-    })
-    .unwrap();
+    let p = plan_data(&es, vals, Some(&current)).unwrap();
     assert_eq!(p.action, Action::Keep);
     let (reason, msg) = p.gone.unwrap();
     assert_eq!(reason, "SecretNotFound");
@@ -435,24 +382,12 @@ fn a_remote_that_is_gone_keeps_the_secret_under_retain() {
 fn a_remote_that_is_gone_under_delete_drops_its_keys_or_the_secret() {
     let mut es = one_key_es();
     es.spec.target.deletion_policy = crate::api::DeletionPolicy::Delete;
-    let first = plan(PlanInput {
-        es: &es,
-        data: db_values(),
-        data_from: vec![],
-        existing: None,
-    })
-    .unwrap();
+    let first = plan_data(&es, db_values(), None).unwrap();
     let current = applied(&first).0.clone();
 
     let mut vals = db_values();
     vals[0] = Fetched::Gone(mk_gone("prod/db"));
-    let p = plan(PlanInput {
-        es: &es,
-        data: vals,
-        data_from: vec![],
-        existing: Some(&current),
-    })
-    .unwrap();
+    let p = plan_data(&es, vals, Some(&current)).unwrap();
     let (s, changed) = applied(&p);
     assert!(changed);
     assert_eq!(data_of(s).keys().collect::<Vec<_>>(), vec!["url"]);
@@ -474,26 +409,14 @@ fn a_remote_that_is_gone_under_delete_drops_its_keys_or_the_secret() {
 #[test]
 fn template_type_cannot_change_on_an_existing_secret() {
     let es = one_key_es();
-    let first = plan(PlanInput {
-        es: &es,
-        data: db_values(),
-        data_from: vec![],
-        existing: None,
-    })
-    .unwrap();
+    let first = plan_data(&es, db_values(), None).unwrap();
     let current = applied(&first).0.clone();
     let mut es2 = es.clone();
     es2.spec.target.template = Some(crate::api::Template {
         type_: Some("kubernetes.io/basic-auth".into()),
         ..Default::default()
     });
-    let e = plan(PlanInput {
-        es: &es2,
-        data: db_values(),
-        data_from: vec![],
-        existing: Some(&current),
-    })
-    .unwrap_err();
+    let e = plan_data(&es2, db_values(), Some(&current)).unwrap_err();
     assert_eq!(e.reason(), "TargetConflict");
     assert!(e.to_string().contains("type"), "{e}");
 }
