@@ -25,11 +25,15 @@ pub struct ResolvedStore {
     pub rotation_check_interval: Option<String>,
 }
 
-fn kube_err(who: &str) -> impl FnOnce(kube::Error) -> SyncError + '_ {
-    move |source| SyncError::Kube {
+/// Gets an object, absent as `None`; an API error is reported for `who`.
+async fn find<K>(api: Api<K>, name: &str, who: &str) -> Result<Option<K>, SyncError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name).await.map_err(|source| SyncError::Kube {
         who: who.to_string(),
         source,
-    }
+    })
 }
 
 /// Finds the store `es` names, checks that `es` may use it, and reads its credentials.
@@ -43,10 +47,8 @@ pub async fn resolve_for(
     let r = &es.spec.secret_store_ref;
     match r.kind {
         StoreKind::SecretStore => {
-            let store = Api::<SecretStore>::namespaced(client.clone(), &ns)
-                .get_opt(&r.name)
-                .await
-                .map_err(kube_err(&who))?
+            let store = find(Api::<SecretStore>::namespaced(client.clone(), &ns), &r.name, &who)
+                .await?
                 .ok_or_else(|| {
                     SyncError::StoreNotFound(format!(
                         "{who}: SecretStore {ns}/{} does not exist; create it or fix spec.secretStoreRef (an ExternalSecret may only use a SecretStore of its own namespace, or a ClusterSecretStore with kind: ClusterSecretStore)",
@@ -59,20 +61,15 @@ pub async fn resolve_for(
             "{who}: arnsync runs for namespace {ns} only (--namespace), without access to ClusterSecretStores; use a SecretStore"
         ))),
         StoreKind::ClusterSecretStore => {
-            let store = Api::<ClusterSecretStore>::all(client.clone())
-                .get_opt(&r.name)
-                .await
-                .map_err(kube_err(&who))?
+            let store = find(Api::<ClusterSecretStore>::all(client.clone()), &r.name, &who)
+                .await?
                 .ok_or_else(|| {
                     SyncError::StoreNotFound(format!(
                         "{who}: ClusterSecretStore {} does not exist; create it or fix spec.secretStoreRef",
                         r.name
                     ))
                 })?;
-            let namespace = Api::<Namespace>::all(client.clone())
-                .get_opt(&ns)
-                .await
-                .map_err(kube_err(&who))?;
+            let namespace = find(Api::<Namespace>::all(client.clone()), &ns, &who).await?;
             let labels = namespace.map(|n| n.labels().clone()).unwrap_or_default();
             if !admits(&store.spec.conditions, &ns, &labels) {
                 return Err(SyncError::StoreNotAllowed(format!(
@@ -91,17 +88,7 @@ pub async fn resolve_secret_store(
 ) -> Result<ResolvedStore, SyncError> {
     let ns = store.namespace().unwrap_or_default();
     let display = format!("SecretStore {ns}/{}", store.name_any());
-    let settings = store.spec.aws();
-    let keys = read_keys(client, &display, &settings, Some(&ns)).await?;
-    Ok(ResolvedStore {
-        version: (
-            store.uid().unwrap_or_default(),
-            store.metadata.generation.unwrap_or_default(),
-        ),
-        identity: Identity::from_settings(&settings, keys),
-        rotation_check_interval: settings.rotation_check_interval.clone(),
-        display,
-    })
+    resolve(client, display, store, store.spec.aws(), Some(&ns)).await
 }
 
 pub async fn resolve_cluster_store(
@@ -109,12 +96,22 @@ pub async fn resolve_cluster_store(
     store: &ClusterSecretStore,
 ) -> Result<ResolvedStore, SyncError> {
     let display = format!("ClusterSecretStore {}", store.name_any());
-    let settings = store.spec.aws();
-    let keys = read_keys(client, &display, &settings, None).await?;
+    resolve(client, display, store, store.spec.aws(), None).await
+}
+
+/// Reads a store's credentials and names its identity. `own_namespace`: see [`read_keys`].
+async fn resolve<K: ResourceExt>(
+    client: &Client,
+    display: String,
+    store: &K,
+    settings: AwsSettings,
+    own_namespace: Option<&str>,
+) -> Result<ResolvedStore, SyncError> {
+    let keys = read_keys(client, &display, &settings, own_namespace).await?;
     Ok(ResolvedStore {
         version: (
             store.uid().unwrap_or_default(),
-            store.metadata.generation.unwrap_or_default(),
+            store.meta().generation.unwrap_or_default(),
         ),
         identity: Identity::from_settings(&settings, keys),
         rotation_check_interval: settings.rotation_check_interval.clone(),
@@ -135,19 +132,18 @@ async fn read_keys(
     };
     let read = |field: &'static str, sel: SecretKeySelector| async move {
         let ns = credentials_namespace(display, field, own_namespace, sel.namespace.as_deref())?;
-        let secret = Api::<Secret>::namespaced(client.clone(), &ns)
-            .get_opt(&sel.name)
-            .await
-            .map_err(|source| SyncError::Kube {
-                who: display.to_string(),
-                source,
-            })?
-            .ok_or_else(|| {
-                SyncError::StoreNotReady(format!(
-                    "{display}: {field}: Secret {ns}/{} does not exist; create it with key {:?}",
-                    sel.name, sel.key
-                ))
-            })?;
+        let secret = find(
+            Api::<Secret>::namespaced(client.clone(), &ns),
+            &sel.name,
+            display,
+        )
+        .await?
+        .ok_or_else(|| {
+            SyncError::StoreNotReady(format!(
+                "{display}: {field}: Secret {ns}/{} does not exist; create it with key {:?}",
+                sel.name, sel.key
+            ))
+        })?;
         let bytes = secret
             .data
             .as_ref()
