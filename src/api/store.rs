@@ -204,26 +204,21 @@ pub struct AwsSettings {
     pub rotation_check_interval: Option<String>,
 }
 
-impl SecretStoreSpec {
-    pub fn aws(&self) -> AwsSettings {
-        AwsSettings {
-            region: self.region.clone(),
-            endpoints: self.endpoints.clone().unwrap_or_default(),
-            auth: self.auth.as_ref().and_then(|a| a.secret_ref.clone()),
-            role: self.role.clone(),
-            rotation_check_interval: self.rotation_check_interval.clone(),
+/// Both store kinds carry the same AWS fields (a ClusterSecretStore adds `conditions`).
+macro_rules! aws_settings {
+    ($($spec:ty),*) => {$(
+        impl $spec {
+            pub fn aws(&self) -> AwsSettings {
+                AwsSettings {
+                    region: self.region.clone(),
+                    endpoints: self.endpoints.clone().unwrap_or_default(),
+                    auth: self.auth.as_ref().and_then(|a| a.secret_ref.clone()),
+                    role: self.role.clone(),
+                    rotation_check_interval: self.rotation_check_interval.clone(),
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl ClusterSecretStoreSpec {
-    pub fn aws(&self) -> AwsSettings {
-        AwsSettings {
-            region: self.region.clone(),
-            endpoints: self.endpoints.clone().unwrap_or_default(),
-            auth: self.auth.as_ref().and_then(|a| a.secret_ref.clone()),
-            role: self.role.clone(),
-            rotation_check_interval: self.rotation_check_interval.clone(),
-        }
-    }
-}
+aws_settings!(SecretStoreSpec, ClusterSecretStoreSpec);
