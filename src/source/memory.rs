@@ -414,22 +414,6 @@ impl Source for MemorySource {
 mod tests {
     use super::*;
 
-    fn sm(key: &str, selector: Selector) -> Fetch {
-        Fetch {
-            service: Service::SecretsManager,
-            key: key.into(),
-            selector,
-        }
-    }
-
-    fn ssm(key: &str, selector: Selector) -> Fetch {
-        Fetch {
-            service: Service::ParameterStore,
-            key: key.into(),
-            selector,
-        }
-    }
-
     fn stage(s: &str) -> Selector {
         Selector::Stage(s.into())
     }
@@ -440,27 +424,41 @@ mod tests {
         let v1 = m.put_secret_string("app", "one");
         let v2 = m.put_secret_binary("app", &[0, 159, 146, 150]);
 
-        let current = m.get(&sm("app", stage("AWSCURRENT"))).await.unwrap();
+        let current = m
+            .get(&Fetch::secret("app", stage("AWSCURRENT")))
+            .await
+            .unwrap();
         assert_eq!(current.data.0, vec![0, 159, 146, 150]);
         assert!(current.binary);
         assert_eq!(current.version, v2);
         assert_eq!(current.name, "app");
 
-        let previous = m.get(&sm("app", stage("AWSPREVIOUS"))).await.unwrap();
+        let previous = m
+            .get(&Fetch::secret("app", stage("AWSPREVIOUS")))
+            .await
+            .unwrap();
         assert_eq!(previous.data.0, b"one");
         assert!(!previous.binary);
 
-        let pinned = m.get(&sm("app", Selector::VersionId(v1.clone()))).await;
+        let pinned = m
+            .get(&Fetch::secret("app", Selector::VersionId(v1.clone())))
+            .await;
         assert_eq!(pinned.unwrap().version, v1);
 
         m.set_secret_stage("app", "AWSCURRENT", &v1);
-        let current = m.get(&sm("app", stage("AWSCURRENT"))).await.unwrap();
+        let current = m
+            .get(&Fetch::secret("app", stage("AWSCURRENT")))
+            .await
+            .unwrap();
         assert_eq!(current.version, v1);
-        let previous = m.get(&sm("app", stage("AWSPREVIOUS"))).await.unwrap();
+        let previous = m
+            .get(&Fetch::secret("app", stage("AWSPREVIOUS")))
+            .await
+            .unwrap();
         assert_eq!(previous.version, v2);
 
         m.set_secret_stage("app", "blue", &v2);
-        let blue = m.get(&sm("app", stage("blue"))).await.unwrap();
+        let blue = m.get(&Fetch::secret("app", stage("blue"))).await.unwrap();
         assert_eq!(blue.version, v2);
         assert_eq!(m.calls("GetSecretValue"), 6);
     }
@@ -470,16 +468,19 @@ mod tests {
         let m = MemorySource::new();
         m.put_secret_string("app", "one");
         for fetch in [
-            sm("nope", stage("AWSCURRENT")),
-            sm("app", stage("AWSPENDING")),
-            sm("app", Selector::VersionId("nope".into())),
+            Fetch::secret("nope", stage("AWSCURRENT")),
+            Fetch::secret("app", stage("AWSPENDING")),
+            Fetch::secret("app", Selector::VersionId("nope".into())),
         ] {
             let err = m.get(&fetch).await.unwrap_err();
             assert_eq!(err.kind, ErrorKind::NotFound);
             assert_eq!(err.code, "ResourceNotFoundException");
             assert_eq!(err.operation, "GetSecretValue");
         }
-        let err = m.get(&sm("app", Selector::Latest)).await.unwrap_err();
+        let err = m
+            .get(&Fetch::secret("app", Selector::Latest))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidRequest);
     }
 
@@ -491,26 +492,32 @@ mod tests {
         m.put_parameter("/app/db", "d");
         m.label_parameter("/app/db", v2, "stable");
 
-        let latest = m.get(&ssm("/app/db", Selector::Latest)).await.unwrap();
+        let latest = m
+            .get(&Fetch::parameter("/app/db", Selector::Latest))
+            .await
+            .unwrap();
         assert_eq!(
             (latest.data.0.as_slice(), latest.version.as_str()),
             (&b"d"[..], "3")
         );
-        let one = ssm("/app/db", Selector::ParameterVersion("1".into()));
+        let one = Fetch::parameter("/app/db", Selector::ParameterVersion("1".into()));
         assert_eq!(m.get(&one).await.unwrap().data.0, b"a");
-        let stable = ssm("/app/db", Selector::ParameterVersion("stable".into()));
+        let stable = Fetch::parameter("/app/db", Selector::ParameterVersion("stable".into()));
         let stable = m.get(&stable).await.unwrap();
         assert_eq!(
             (stable.data.0.as_slice(), stable.version.as_str()),
             (&b"b,c"[..], "2")
         );
 
-        let err = m.get(&ssm("/nope", Selector::Latest)).await.unwrap_err();
+        let err = m
+            .get(&Fetch::parameter("/nope", Selector::Latest))
+            .await
+            .unwrap_err();
         assert_eq!(
             (err.kind, err.code.as_str()),
             (ErrorKind::NotFound, "ParameterNotFound")
         );
-        let nine = ssm("/app/db", Selector::ParameterVersion("9".into()));
+        let nine = Fetch::parameter("/app/db", Selector::ParameterVersion("9".into()));
         let err = m.get(&nine).await.unwrap_err();
         assert_eq!(err.code, "ParameterVersionNotFound");
         assert_eq!(m.calls("GetParameter"), 5);
@@ -578,12 +585,17 @@ mod tests {
             ErrorKind::AccessDenied,
             "AccessDeniedException",
         );
-        let err = m.get(&ssm("/p", Selector::Latest)).await.unwrap_err();
+        let err = m
+            .get(&Fetch::parameter("/p", Selector::Latest))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::AccessDenied);
         assert_eq!(err.operation, "GetParameter");
         assert_eq!(err.key, "/p");
         m.clear_failure(Service::ParameterStore, "/p");
-        m.get(&ssm("/p", Selector::Latest)).await.unwrap();
+        m.get(&Fetch::parameter("/p", Selector::Latest))
+            .await
+            .unwrap();
         assert_eq!(m.calls("GetParameter"), 2);
         assert_eq!(m.calls("GetSecretValue"), 0);
     }

@@ -32,6 +32,26 @@ pub struct Fetch {
     pub selector: Selector,
 }
 
+impl Fetch {
+    /// A Secrets Manager read.
+    pub fn secret(key: &str, selector: Selector) -> Fetch {
+        Fetch {
+            service: Service::SecretsManager,
+            key: key.into(),
+            selector,
+        }
+    }
+
+    /// A Parameter Store read.
+    pub fn parameter(key: &str, selector: Selector) -> Fetch {
+        Fetch {
+            service: Service::ParameterStore,
+            key: key.into(),
+            selector,
+        }
+    }
+}
+
 /// Many values at once.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Find {

@@ -89,22 +89,6 @@ fn attempts(metrics: &Metrics, service: &'static str, operation: &'static str) -
         .get()
 }
 
-fn sm(key: &str, selector: Selector) -> Fetch {
-    Fetch {
-        service: Service::SecretsManager,
-        key: key.into(),
-        selector,
-    }
-}
-
-fn ssm(key: &str, selector: Selector) -> Fetch {
-    Fetch {
-        service: Service::ParameterStore,
-        key: key.into(),
-        selector,
-    }
-}
-
 fn current() -> Selector {
     Selector::Stage("AWSCURRENT".into())
 }
@@ -154,7 +138,10 @@ async fn secrets_manager_reads(admin: &AwsClients, source: &AwsSource) {
         .await
         .unwrap();
     let v1 = created.version_id.unwrap();
-    let got = source.get(&sm("app/db", current())).await.unwrap();
+    let got = source
+        .get(&Fetch::secret("app/db", current()))
+        .await
+        .unwrap();
     assert_eq!(got.data.0, br#"{"user":"app","password":"one"}"#);
     assert!(!got.binary);
     assert_eq!(
@@ -170,24 +157,30 @@ async fn secrets_manager_reads(admin: &AwsClients, source: &AwsSource) {
         .await
         .unwrap();
     let v2 = put.version_id.unwrap();
-    let now = source.get(&sm("app/db", current())).await.unwrap();
+    let now = source
+        .get(&Fetch::secret("app/db", current()))
+        .await
+        .unwrap();
     assert_eq!(
         (now.version.as_str(), now.data.0.as_slice()),
         (v2.as_str(), &br#"{"user":"app","password":"two"}"#[..])
     );
     let before = source
-        .get(&sm("app/db", Selector::Stage("AWSPREVIOUS".into())))
+        .get(&Fetch::secret(
+            "app/db",
+            Selector::Stage("AWSPREVIOUS".into()),
+        ))
         .await
         .unwrap();
     assert_eq!(before.version, v1);
     let pinned = source
-        .get(&sm("app/db", Selector::VersionId(v1.clone())))
+        .get(&Fetch::secret("app/db", Selector::VersionId(v1.clone())))
         .await
         .unwrap();
     assert_eq!(pinned.data.0, br#"{"user":"app","password":"one"}"#);
 
     let by_arn = source
-        .get(&sm(created.arn.as_deref().unwrap(), current()))
+        .get(&Fetch::secret(created.arn.as_deref().unwrap(), current()))
         .await
         .unwrap();
     assert_eq!(by_arn.name, "app/db");
@@ -200,13 +193,16 @@ async fn secrets_manager_reads(admin: &AwsClients, source: &AwsSource) {
         .send()
         .await
         .unwrap();
-    let binary = source.get(&sm("app/cert", current())).await.unwrap();
+    let binary = source
+        .get(&Fetch::secret("app/cert", current()))
+        .await
+        .unwrap();
     assert!(binary.binary);
     assert_eq!(binary.data.0, bytes);
 
     for fetch in [
-        sm("app/nope", current()),
-        sm(
+        Fetch::secret("app/nope", current()),
+        Fetch::secret(
             "app/db",
             Selector::VersionId("00000000-0000-0000-0000-000000000000".into()),
         ),
@@ -248,7 +244,7 @@ async fn parameter_store_reads(admin: &AwsClients, source: &AwsSource, metrics: 
         .unwrap();
 
     let latest = source
-        .get(&ssm("/app/plain", Selector::Latest))
+        .get(&Fetch::parameter("/app/plain", Selector::Latest))
         .await
         .unwrap();
     assert_eq!(
@@ -256,37 +252,37 @@ async fn parameter_store_reads(admin: &AwsClients, source: &AwsSource, metrics: 
         (&b"v2"[..], "2")
     );
     assert_eq!(latest.name, "/app/plain");
-    let one = ssm("/app/plain", Selector::ParameterVersion("1".into()));
+    let one = Fetch::parameter("/app/plain", Selector::ParameterVersion("1".into()));
     assert_eq!(source.get(&one).await.unwrap().data.0, b"v1");
-    let stable = ssm("/app/plain", Selector::ParameterVersion("stable".into()));
+    let stable = Fetch::parameter("/app/plain", Selector::ParameterVersion("stable".into()));
     let stable = source.get(&stable).await.unwrap();
     assert_eq!(
         (stable.data.0.as_slice(), stable.version.as_str()),
         (&b"v1"[..], "1")
     );
     let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/plain";
-    let by_arn = ssm(arn, Selector::ParameterVersion("1".into()));
+    let by_arn = Fetch::parameter(arn, Selector::ParameterVersion("1".into()));
     assert_eq!(source.get(&by_arn).await.unwrap().data.0, b"v1");
     let list = source
-        .get(&ssm("/app/list", Selector::Latest))
+        .get(&Fetch::parameter("/app/list", Selector::Latest))
         .await
         .unwrap();
     assert_eq!(list.data.0, b"a,b,c");
     let secure = source
-        .get(&ssm("/app/secure", Selector::Latest))
+        .get(&Fetch::parameter("/app/secure", Selector::Latest))
         .await
         .unwrap();
     assert_eq!(secure.data.0, b"s3cr3t");
 
     let missing = source
-        .get(&ssm("/app/nope", Selector::Latest))
+        .get(&Fetch::parameter("/app/nope", Selector::Latest))
         .await
         .unwrap_err();
     assert_eq!(
         (missing.kind, missing.code.as_str()),
         (ErrorKind::NotFound, "ParameterNotFound")
     );
-    let nine = ssm("/app/plain", Selector::ParameterVersion("9".into()));
+    let nine = Fetch::parameter("/app/plain", Selector::ParameterVersion("9".into()));
     let err = source.get(&nine).await.unwrap_err();
     assert_eq!(
         (err.kind, err.code.as_str()),
@@ -400,7 +396,7 @@ async fn coalescing(admin: &AwsClients, moto: &Moto, metrics: &Metrics) {
     let sources = Sources::new(metrics.clone(), SourceOptions::default());
     let source = sources.source(&moto.identity());
     let before = attempts(metrics, "secretsmanager", "GetSecretValue");
-    let fetch = sm("shared/key", current());
+    let fetch = Fetch::secret("shared/key", current());
     let reads = (0..50).map(|_| source.get(&fetch));
     for value in futures::future::join_all(reads).await {
         assert_eq!(value.unwrap().data.0, b"shared");
@@ -432,7 +428,10 @@ async fn assume_role(moto: &Moto, metrics: &Metrics) {
     let before = attempts(metrics, "sts", "AssumeRole");
     let arn = source.caller_identity().await.unwrap();
     assert!(arn.contains(":assumed-role/reader/arnsync"), "{arn}");
-    let value = source.get(&sm("app/db", current())).await.unwrap();
+    let value = source
+        .get(&Fetch::secret("app/db", current()))
+        .await
+        .unwrap();
     assert_eq!(value.name, "app/db");
     source.caller_identity().await.unwrap();
     // Credentials are assumed once and shared by the STS, SM and SSM clients of the identity.
