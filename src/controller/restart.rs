@@ -139,7 +139,8 @@ pub fn secrets_record(hashes: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-/// The Secrets whose hash differs from the record (or that are new to it).
+/// The recorded Secrets whose hash differs from the record. Secrets new to the record are not
+/// in it: the running pods never had them, so nothing was rotated under them.
 pub fn changed_secrets(record: &str, hashes: &BTreeMap<String, String>) -> Vec<String> {
     let old: BTreeMap<&str, &str> = record
         .split(',')
@@ -147,7 +148,10 @@ pub fn changed_secrets(record: &str, hashes: &BTreeMap<String, String>) -> Vec<S
         .collect();
     hashes
         .iter()
-        .filter(|(n, h)| old.get(n.as_str()) != Some(&&h[..h.len().min(8)]))
+        .filter(|(n, h)| {
+            old.get(n.as_str())
+                .is_some_and(|recorded| *recorded != &h[..h.len().min(8)])
+        })
         .map(|(n, _)| n.clone())
         .collect()
 }
@@ -183,10 +187,7 @@ pub fn decide(
         // Only a Secret the running pods already had can be rotated under them; one that
         // appeared (or went) since the record is recorded without a rollout.
         (Some(_), Some(record)) => {
-            let changed: Vec<String> = changed_secrets(record, hashes)
-                .into_iter()
-                .filter(|n| in_record(record, n))
-                .collect();
+            let changed = changed_secrets(record, hashes);
             if changed.is_empty() {
                 Decision::Record { fingerprint: fp }
             } else {
@@ -201,13 +202,6 @@ pub fn decide(
             fingerprint: fp,
         },
     }
-}
-
-fn in_record(record: &str, name: &str) -> bool {
-    record
-        .split(',')
-        .filter_map(|p| p.split_once('='))
-        .any(|(n, _)| n == name)
 }
 
 /// Per-workload debounce: when a change was first seen.
