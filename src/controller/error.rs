@@ -33,6 +33,14 @@ pub enum SyncError {
 }
 
 impl SyncError {
+    /// Wraps an AWS read error of `who` (for `map_err`).
+    pub fn from_source(who: &str) -> impl Fn(SourceError) -> SyncError + '_ {
+        move |source| SyncError::Source {
+            who: who.to_string(),
+            source,
+        }
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             SyncError::InvalidSpec(_) => "InvalidSpec",

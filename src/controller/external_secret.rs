@@ -145,49 +145,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
     // A rotation wake-up reads the exact versions the watcher just saw (already cached by it);
     // any other read asks for the stage or latest version, like a first read.
     let pins = (!rotation.is_empty()).then_some(watcher.as_ref());
-    let data = join_all(
-        es.spec
-            .data
-            .iter()
-            .map(|d| get(source.as_ref(), &d.remote_ref, pins)),
-    );
-    let data_from = join_all(es.spec.data_from.iter().map(|d| async {
-        match (&d.extract, &d.find) {
-            (Some(r), _) => get(source.as_ref(), r, pins).await,
-            (None, Some(f)) => {
-                let find = match f.service() {
-                    Service::ParameterStore => Find::ParameterPath {
-                        path: f.path.clone().unwrap_or_default(),
-                        recursive: f.recursive,
-                    },
-                    Service::SecretsManager => Find::Secrets {
-                        name_regexp: f.name.as_ref().map(|n| n.regexp.clone()),
-                        tags: f.tags.clone(),
-                    },
-                };
-                source.find(&find).await.map(Fetched::Many)
-            }
-            (None, None) => Err(SourceError {
-                kind: ErrorKind::InvalidRequest,
-                service: Service::SecretsManager,
-                operation: "-",
-                key: String::new(),
-                code: "InvalidSpec".into(),
-                message: "dataFrom entry has neither extract nor find".into(),
-            }),
-        }
-    }));
-    let (data, data_from) = futures::join!(data, data_from);
-    let all_ok = |results: Vec<Result<Fetched, SourceError>>| {
-        results
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| SyncError::Source {
-                who: who.clone(),
-                source,
-            })
-    };
-    let (data, data_from) = (all_ok(data)?, all_ok(data_from)?);
+    let (data, data_from) = fetch_all(es, source.as_ref(), pins, &who).await?;
 
     watcher.track(&subscriber, watches_from_fetched(es, &data, &data_from));
     let plan = sync::plan(PlanInput {
@@ -196,39 +154,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
         data_from,
         existing: existing.as_ref(),
     })?;
-    match &plan.action {
-        PlanAction::Apply {
-            secret,
-            changed: true,
-        } => {
-            secrets
-                .patch(
-                    &target,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(secret_apply_body(secret)),
-                )
-                .await
-                .map_err(|source| SyncError::Kube {
-                    who: who.clone(),
-                    source,
-                })?;
-            tracing::info!(object = %who, secret = %target, "wrote Secret");
-        }
-        PlanAction::Delete => {
-            match secrets.delete(&target, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(ref s)) if s.code == 404 => {}
-                Err(source) => {
-                    return Err(SyncError::Kube {
-                        who: who.clone(),
-                        source,
-                    })
-                }
-            }
-            tracing::info!(object = %who, secret = %target, "deleted Secret (deletionPolicy Delete)");
-        }
-        PlanAction::Apply { changed: false, .. } | PlanAction::Keep => {}
-    }
+    write_secret(&secrets, &target, &who, &plan.action).await?;
     ctx.remember_sync(es, &store);
     let changed = matches!(
         plan.action,
@@ -246,6 +172,101 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
         read: true,
         rotated: if changed { rotation } else { vec![] },
     })
+}
+
+/// Every value `es` names, read in parallel: `data[]` and `dataFrom[]` in order.
+async fn fetch_all(
+    es: &ExternalSecret,
+    source: &dyn Source,
+    pins: Option<&VersionWatcher>,
+    who: &str,
+) -> Result<(Vec<Fetched>, Vec<Fetched>), SyncError> {
+    let data = join_all(
+        es.spec
+            .data
+            .iter()
+            .map(|d| get(source, &d.remote_ref, pins)),
+    );
+    let data_from = join_all(
+        es.spec
+            .data_from
+            .iter()
+            .enumerate()
+            .map(|(i, d)| async move {
+                match (&d.extract, &d.find) {
+                    (Some(r), _) => get(source, r, pins)
+                        .await
+                        .map_err(SyncError::from_source(who)),
+                    (None, Some(f)) => {
+                        let find = match f.service() {
+                            Service::ParameterStore => Find::ParameterPath {
+                                path: f.path.clone().unwrap_or_default(),
+                                recursive: f.recursive,
+                            },
+                            Service::SecretsManager => Find::Secrets {
+                                name_regexp: f.name.as_ref().map(|n| n.regexp.clone()),
+                                tags: f.tags.clone(),
+                            },
+                        };
+                        source
+                            .find(&find)
+                            .await
+                            .map(Fetched::Many)
+                            .map_err(SyncError::from_source(who))
+                    }
+                    // The CRD's rules refuse this; a cluster that does not enforce them gets it here.
+                    (None, None) => Err(SyncError::InvalidSpec(format!(
+                        "{who}: dataFrom[{i}] sets neither extract nor find; set exactly one"
+                    ))),
+                }
+            }),
+    );
+    let (data, data_from) = futures::join!(data, data_from);
+    let data = data
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(SyncError::from_source(who))?;
+    let data_from = data_from.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok((data, data_from))
+}
+
+/// Carries out the plan's write, if it has one.
+async fn write_secret(
+    secrets: &Api<Secret>,
+    target: &str,
+    who: &str,
+    action: &PlanAction,
+) -> Result<(), SyncError> {
+    let kube_err = |source| SyncError::Kube {
+        who: who.to_string(),
+        source,
+    };
+    match action {
+        PlanAction::Apply {
+            secret,
+            changed: true,
+        } => {
+            secrets
+                .patch(
+                    target,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(secret_apply_body(secret)),
+                )
+                .await
+                .map_err(kube_err)?;
+            tracing::info!(object = %who, secret = %target, "wrote Secret");
+        }
+        PlanAction::Delete => {
+            match secrets.delete(target, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(ref s)) if s.code == 404 => {}
+                Err(source) => return Err(kube_err(source)),
+            }
+            tracing::info!(object = %who, secret = %target, "deleted Secret (deletionPolicy Delete)");
+        }
+        PlanAction::Apply { changed: false, .. } | PlanAction::Keep => {}
+    }
+    Ok(())
 }
 
 /// The watch of a remote reference when its selector can move (stages, latest, labels).
