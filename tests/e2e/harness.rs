@@ -83,21 +83,13 @@ impl Env {
         self.dir.path().join("operator.log")
     }
 
-    pub fn start_operator(&mut self) {
-        self.start_operator_with(&[]);
-    }
-
-    /// Starts the operator with extra `arnsync run` flags.
-    pub fn start_operator_with(&mut self, extra: &[&str]) {
+    /// `arnsync run` against this environment, with `extra` flags, logging to `log`. AWS
+    /// credentials are dummies and instance metadata is off: nothing leaves loopback.
+    fn operator_command(&self, extra: &[&str], log: std::fs::File) -> Command {
         let kubeconfig = self.dir.path().join("kubeconfig");
         self.kube.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_arnsync"))
-            .args(["run", "--metrics-addr", "127.0.0.1:0"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_arnsync"));
+        cmd.args(["run", "--metrics-addr", "127.0.0.1:0"])
             .args(
                 (!extra.contains(&"--read-sharing"))
                     .then_some(["--read-sharing", "200ms"])
@@ -110,11 +102,27 @@ impl Env {
             .env("AWS_SECRET_ACCESS_KEY", "operator")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info,arnsync=debug,kube=debug")
             .env("NO_COLOR", "1")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn start_operator(&mut self) {
+        self.start_operator_with(&[]);
+    }
+
+    /// Starts the operator with extra `arnsync run` flags.
+    pub fn start_operator_with(&mut self, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = self
+            .operator_command(extra, log)
+            .env("RUST_LOG", "info,arnsync=debug,kube=debug")
             .spawn()
             .expect("spawn arnsync");
         self.operator = Some(child);
@@ -411,30 +419,12 @@ pub struct Operator {
 impl Env {
     /// Starts an operator named `name` (its `POD_NAME`) with `args` after the usual flags.
     pub fn spawn_operator(&self, name: &str, args: &[&str]) -> Operator {
-        let kubeconfig = self.dir.path().join("kubeconfig");
-        self.kube.write_kubeconfig(&kubeconfig).expect("kubeconfig");
         let log_path = self.dir.path().join(format!("operator-{name}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_arnsync"))
-            .args([
-                "run",
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--read-sharing",
-                "200ms",
-            ])
-            .args(args)
-            .env("KUBECONFIG", &kubeconfig)
+        let child = self
+            .operator_command(args, log)
             .env("POD_NAME", name)
-            .env("AWS_ACCESS_KEY_ID", "operator")
-            .env("AWS_SECRET_ACCESS_KEY", "operator")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "info,arnsync=debug")
-            .env("NO_COLOR", "1")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .stdin(Stdio::null())
             .spawn()
             .expect("spawn arnsync");
         Operator {
