@@ -23,7 +23,8 @@ pub struct ResourceType {
     /// Has a `/status` subresource: main-resource writes ignore `.status`, status writes touch
     /// only `.status`.
     pub has_status: bool,
-    /// Sets `metadata.generation` and bumps it on changes outside metadata and status.
+    /// Sets `metadata.generation` and bumps it as the kind's registry strategy does
+    /// (`store::generation_relevant`).
     pub tracks_generation: bool,
     /// Defined by a CRD (affects delete bodies and strategic merge patch support).
     pub custom: bool,

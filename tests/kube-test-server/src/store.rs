@@ -121,14 +121,26 @@ fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The part of an object whose change bumps `generation`: everything but metadata and status.
-fn generation_relevant(obj: &Value) -> Value {
+/// The part of an object whose change bumps `generation`, per kind as the real registry
+/// strategies decide: custom resources count everything but metadata (and status when it is a
+/// subresource); Deployments count `spec` and `metadata.annotations` (annotations are copied to
+/// ReplicaSets); StatefulSets, DaemonSets and CRDs count `spec`.
+fn generation_relevant(rt: &ResourceType, obj: &Value) -> Value {
     let mut v = obj.clone();
     if let Some(o) = v.as_object_mut() {
         o.remove("metadata");
-        o.remove("status");
         o.remove("apiVersion");
         o.remove("kind");
+        if !rt.custom || rt.has_status {
+            o.remove("status");
+        }
+    }
+    if rt.group == "apps" && rt.plural == "deployments" {
+        // Semantic equality: an empty map equals an absent one.
+        let ann = &obj["metadata"]["annotations"];
+        if ann.as_object().is_some_and(|a| !a.is_empty()) {
+            v["metadata.annotations"] = ann.clone();
+        }
     }
     v
 }
@@ -659,7 +671,7 @@ impl Store {
 
         if rt.tracks_generation {
             if let Some(old) = &old {
-                if generation_relevant(old) != generation_relevant(&new) {
+                if generation_relevant(&rt, old) != generation_relevant(&rt, &new) {
                     let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
                     meta_mut(&mut new).insert("generation".into(), json!(g));
                 }

@@ -539,3 +539,114 @@ async fn merge_patch_with_stale_resource_version_conflicts() {
     let keys: Vec<&String> = s.data.as_ref().unwrap().keys().collect();
     assert_eq!(keys, ["a", "b"]);
 }
+
+/// `metadata.generation` follows the real registry strategies, kind by kind: Deployments count
+/// annotation changes (they are copied to ReplicaSets), StatefulSets and DaemonSets only
+/// `spec`, custom resources everything but metadata (status too without a status subresource).
+#[tokio::test]
+async fn generation_follows_each_kinds_rules() {
+    let server = TestServer::start().await.unwrap();
+    let client = server.client();
+    let pp = PatchParams::default();
+    let annotate = |v: &str| Patch::Merge(json!({"metadata": {"annotations": {"a": v}}}));
+    let workload = |kind: &str| {
+        json!({
+            "apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "w"},
+            "spec": {"selector": {"matchLabels": {"app": "w"}}, "serviceName": "w",
+                     "template": {"metadata": {"labels": {"app": "w"}},
+                                  "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+        })
+    };
+
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let mut d = workload("Deployment");
+    d["spec"].as_object_mut().unwrap().remove("serviceName");
+    deployments
+        .create(&PostParams::default(), &serde_json::from_value(d).unwrap())
+        .await
+        .unwrap();
+    let d = deployments.patch("w", &pp, &annotate("1")).await.unwrap();
+    assert_eq!(
+        d.metadata.generation,
+        Some(2),
+        "a Deployment annotation change bumps generation"
+    );
+    let d = deployments
+        .patch(
+            "w",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"labels": {"l": "x"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.generation, Some(2), "labels do not");
+
+    let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::default_namespaced(client.clone());
+    sts.create(
+        &PostParams::default(),
+        &serde_json::from_value(workload("StatefulSet")).unwrap(),
+    )
+    .await
+    .unwrap();
+    let s = sts.patch("w", &pp, &annotate("1")).await.unwrap();
+    assert_eq!(s.metadata.generation, Some(1), "StatefulSet: spec only");
+
+    let ds: Api<k8s_openapi::api::apps::v1::DaemonSet> = Api::default_namespaced(client.clone());
+    let mut d = workload("DaemonSet");
+    d["spec"].as_object_mut().unwrap().remove("serviceName");
+    ds.create(&PostParams::default(), &serde_json::from_value(d).unwrap())
+        .await
+        .unwrap();
+    let s = ds.patch("w", &pp, &annotate("1")).await.unwrap();
+    assert_eq!(s.metadata.generation, Some(1), "DaemonSet: spec only");
+
+    // A custom resource without a status subresource: status is part of what counts.
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject};
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "plains.test.io"},
+            "spec": {"group": "test.io", "scope": "Namespaced",
+                     "names": {"plural": "plains", "kind": "Plain"},
+                     "versions": [{"name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object",
+                            "x-kubernetes-preserve-unknown-fields": true}}}]}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let ar = ApiResource {
+        group: "test.io".into(),
+        version: "v1".into(),
+        api_version: "test.io/v1".into(),
+        kind: "Plain".into(),
+        plural: "plains".into(),
+    };
+    let plains: Api<DynamicObject> = Api::default_namespaced_with(client, &ar);
+    plains
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "test.io/v1", "kind": "Plain", "metadata": {"name": "p"},
+                "spec": {"n": 1}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let p = plains.patch("p", &pp, &annotate("1")).await.unwrap();
+    assert_eq!(p.metadata.generation, Some(1), "custom resource metadata");
+    let p = plains
+        .patch("p", &pp, &Patch::Merge(json!({"status": {"phase": "x"}})))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.metadata.generation,
+        Some(2),
+        "status without a status subresource"
+    );
+}
