@@ -244,13 +244,10 @@ step "apply deploy/examples/40-deployment.yaml: Deployment demo-app (restart-on-
 # Only the Deployment: re-applying the store's file would drop the local endpoints added above.
 k apply --server-side -f deploy/examples/40-deployment.yaml
 wait_for "$TIMEOUT" "operator recording the fingerprint of deployment demo-app" fingerprint_recorded
-state="$(k get deployment demo-app -n "$NS" -o \
-  'jsonpath={.metadata.generation} {.spec.template.metadata.annotations.arnsync\.io/secret-versions}')"
-read -r GENERATION BEFORE <<<"$state"
+BEFORE="$(template_fingerprint)"
 echo "deployment arnsync.io/secret-versions: $(k get deployment demo-app -n "$NS" \
   -o 'jsonpath={.metadata.annotations.arnsync\.io/secret-versions}') (recorded on first sighting)"
 echo "pod-template arnsync.io/secret-versions: ${BEFORE:-<none: the first sighting does not roll>}"
-echo "deployment generation: $GENERATION"
 
 step "rotate demo/db in AWS (PutSecretValue: AWSCURRENT moves)"
 aws rotate demo-password-2
@@ -269,9 +266,7 @@ while ((SECONDS < deadline)); do
   [[ "$(template_fingerprint)" == "$AFTER" ]] || fail "the pod template changed again (more than one rollout)"
   sleep 0.2
 done
-NOW="$(k get deployment demo-app -n "$NS" -o 'jsonpath={.metadata.generation}')"
-((NOW == GENERATION + 1)) || fail "deployment generation went $GENERATION -> $NOW, expected one rollout"
-echo "deployment generation: $GENERATION -> $NOW (one rollout)"
+echo "pod template changed once: one rollout"
 
 step "AWS calls made by the operator"
 echo "-- operator /metrics (arnsync_aws_requests_total):"

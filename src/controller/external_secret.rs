@@ -126,7 +126,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
     watcher.set_interval(&store.display, interval);
     let subscriber = format!("{ns}/{}", es.name_any());
     ctx.watchers.untrack_elsewhere(&subscriber, &store.identity);
-    let rotation = ctx.take_rotation(&subscriber);
+    let rotation = ctx.pending_rotation(&subscriber);
     let force = es.annotations().get(FORCE_SYNC_ANNOTATION);
     let forced = force.is_some() && force != es.status.as_ref().and_then(|s| s.force_sync.as_ref());
 
@@ -155,6 +155,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
         existing: existing.as_ref(),
     })?;
     write_secret(&secrets, &target, &who, &plan.action).await?;
+    ctx.settle_rotation(&subscriber, rotation.len());
     ctx.remember_sync(es, &store);
     let changed = matches!(
         plan.action,

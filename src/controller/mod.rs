@@ -122,13 +122,27 @@ impl Context {
             .push(moved);
     }
 
-    /// Takes the version moves waiting for `subscriber`.
-    fn take_rotation(&self, subscriber: &str) -> Vec<Moved> {
+    /// The version moves waiting for `subscriber`, oldest first. They stay pending until
+    /// [`Context::settle_rotation`]: a read that fails must not forget a rotation.
+    fn pending_rotation(&self, subscriber: &str) -> Vec<Moved> {
         self.rotations
             .lock()
             .expect("rotations lock")
-            .remove(subscriber)
+            .get(subscriber)
+            .cloned()
             .unwrap_or_default()
+    }
+
+    /// Drops the `applied` oldest pending moves of `subscriber` once a sync has written them;
+    /// moves that arrived during that sync stay pending.
+    fn settle_rotation(&self, subscriber: &str, applied: usize) {
+        let mut rotations = self.rotations.lock().expect("rotations lock");
+        if let Some(pending) = rotations.get_mut(subscriber) {
+            pending.drain(..applied.min(pending.len()));
+            if pending.is_empty() {
+                rotations.remove(subscriber);
+            }
+        }
     }
 
     /// The opted-in workloads in `ns` whose restarts use Secret `secret`.

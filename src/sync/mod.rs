@@ -12,5 +12,5 @@ mod tests;
 pub use hash::data_hash;
 pub use plan::{
     plan, written_by, Action, Fetched, Plan, PlanError, PlanInput, HASH_ANNOTATION, MANAGED_LABEL,
-    OWNER_ANNOTATION,
+    MAX_SECRET_BYTES, OWNER_ANNOTATION,
 };

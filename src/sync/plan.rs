@@ -78,7 +78,12 @@ pub enum PlanError {
     TargetNotFound(String),
     #[error("{0}")]
     TargetConflict(String),
+    #[error("{0}")]
+    SecretTooLarge(String),
 }
+
+/// Kubernetes refuses a Secret whose values add up to more than 1 MiB.
+pub const MAX_SECRET_BYTES: usize = 1024 * 1024;
 
 impl PlanError {
     /// Status and event reason.
@@ -92,6 +97,7 @@ impl PlanError {
             PlanError::Decode(_) => "DecodingError",
             PlanError::TargetNotFound(_) => "TargetNotFound",
             PlanError::TargetConflict(_) => "TargetConflict",
+            PlanError::SecretTooLarge(_) => "SecretTooLarge",
         }
     }
 }
@@ -266,6 +272,12 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
         None => plain,
     };
 
+    let size: usize = data.values().map(Vec::len).sum();
+    if size > MAX_SECRET_BYTES {
+        return Err(PlanError::SecretTooLarge(format!(
+            "{who}: Secret {target} would hold {size} bytes of data, over the Kubernetes limit of {MAX_SECRET_BYTES} bytes (1 MiB); split the keys across several ExternalSecrets or select fewer (property, rewrite)"
+        )));
+    }
     let hash = data_hash(&data);
     let desired = desired_secret(es, &target, &data, &hash);
     let changed = match input.existing {

@@ -420,3 +420,34 @@ fn template_type_cannot_change_on_an_existing_secret() {
     assert_eq!(e.reason(), "TargetConflict");
     assert!(e.to_string().contains("type"), "{e}");
 }
+
+#[test]
+fn data_over_one_mib_is_refused_before_any_write_without_the_values() {
+    let es = mk_es(json!({
+        "secretStoreRef": {"name": "aws"},
+        "data": [
+            {"secretKey": "a", "remoteRef": {"key": "big/a"}},
+            {"secretKey": "b", "remoteRef": {"key": "big/b"}}
+        ]
+    }));
+    let half = "x".repeat(MAX_SECRET_BYTES / 2);
+    let exactly = vec![
+        Fetched::One(mk_sm("big/a", &half, "v1")),
+        Fetched::One(mk_sm("big/b", &half, "v1")),
+    ];
+    assert!(plan_data(&es, exactly, None).is_ok(), "exactly 1 MiB fits");
+    let over = vec![
+        Fetched::One(mk_sm("big/a", &half, "v1")),
+        Fetched::One(mk_sm("big/b", &format!("{half}y"), "v1")),
+    ];
+    let e = plan_data(&es, over, None).unwrap_err();
+    assert_eq!(e.reason(), "SecretTooLarge");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("ExternalSecret app/db")
+            && msg.contains("1048577 bytes")
+            && msg.contains("1048576"),
+        "{msg}"
+    );
+    assert!(!msg.contains("xxxx"), "no values in the message: {msg}");
+}

@@ -168,3 +168,43 @@ async fn bump(env: &Env, n: u32) {
     }))
     .await;
 }
+
+/// Values over the Kubernetes Secret limit: a reason of their own that gives the size, and no
+/// write is sent to the API server.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_over_one_mib_is_reported_as_too_large_and_not_sent() {
+    let env = Env::start().await;
+    env.namespace("app", json!({})).await;
+    env.store("app").await;
+    let big = "Kilo".repeat(150_000);
+    env.put_secret("big/a", &big).await;
+    env.put_secret("big/b", &big).await;
+    env.kube.reset_counters();
+    env.apply(es(
+        "huge",
+        "",
+        json!([
+            {"secretKey": "a", "remoteRef": {"key": "big/a"}},
+            {"secretKey": "b", "remoteRef": {"key": "big/b"}}
+        ]),
+    ))
+    .await;
+    let msg = env.ready_reason("app", "huge", "SecretTooLarge").await;
+    assert!(
+        msg.contains("ExternalSecret app/huge")
+            && msg.contains("1200000 bytes")
+            && msg.contains("1048576"),
+        "{msg}"
+    );
+    assert!(env.secret("app", "huge").await.is_none());
+    assert_eq!(
+        env.kube.request_count("patch", "secrets"),
+        0,
+        "nothing sent to the API server"
+    );
+    env.eventually("the reconcile logged", Duration::from_secs(10), || async {
+        env.operator_log().contains("SecretTooLarge").then_some(())
+    })
+    .await;
+    env.assert_no_leaks(&["KiloKiloKilo"]).await;
+}

@@ -490,3 +490,64 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, St
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, body.to_string()))
 }
+
+/// Counts rollouts of the Deployments in one namespace: changes of each pod template, seen
+/// through a watch. `metadata.generation` is no rollout counter: a real API server also bumps
+/// it when a Deployment's own annotations change.
+pub struct Rollouts {
+    templates:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<serde_json::Value>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Env {
+    /// Starts counting; call it before the Deployments are created.
+    pub async fn rollouts(&self, ns: &str) -> Rollouts {
+        use futures::StreamExt;
+        use kube::runtime::watcher;
+        let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(self.client.clone(), ns);
+        let templates = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+            String,
+            Vec<serde_json::Value>,
+        >::new()));
+        let seen = templates.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            let mut events = watcher(api, watcher::Config::default()).boxed();
+            while let Some(Ok(ev)) = events.next().await {
+                let d = match ev {
+                    watcher::Event::Apply(d) | watcher::Event::InitApply(d) => d,
+                    watcher::Event::InitDone => {
+                        ready.take().map(|r| r.send(()));
+                        continue;
+                    }
+                    _ => continue,
+                };
+                let template = serde_json::to_value(d.spec.map(|s| s.template)).unwrap();
+                let mut seen = seen.lock().expect("rollouts");
+                let history = seen.entry(d.metadata.name.unwrap_or_default()).or_default();
+                if history.last() != Some(&template) {
+                    history.push(template);
+                }
+            }
+        });
+        let _ = ready_rx.await;
+        Rollouts { templates, task }
+    }
+}
+
+impl Rollouts {
+    /// Pod-template changes of Deployment `name` since it was first seen.
+    pub fn count(&self, name: &str) -> usize {
+        let seen = self.templates.lock().expect("rollouts");
+        seen.get(name).map_or(0, |h| h.len().saturating_sub(1))
+    }
+}
+
+impl Drop for Rollouts {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

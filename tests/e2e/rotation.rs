@@ -183,6 +183,7 @@ async fn opted_in_deployments_roll_exactly_once_per_rotation() {
     let mut env = Env::start_without_operator().await;
     env.start_operator_with(&FAST);
     env.namespace("app", json!({})).await;
+    let rollouts = env.rollouts("app").await;
     env.store("app").await;
     env.put_secret("prod/db", "pw-Zulu-1").await;
     env.put_secret("prod/other", "other-1").await;
@@ -221,8 +222,8 @@ async fn opted_in_deployments_roll_exactly_once_per_rotation() {
     ] {
         let d = deploy(&env, name).await;
         assert_eq!(
-            d.metadata.generation,
-            Some(1),
+            rollouts.count(name),
+            0,
             "{name} must not roll when first seen"
         );
         assert!(template_version(&d).is_none());
@@ -241,31 +242,22 @@ async fn opted_in_deployments_roll_exactly_once_per_rotation() {
     checks(&env, ("secretsmanager", "ListSecrets"), 3).await;
     for name in ["by-env", "by-envfrom", "by-volume"] {
         let d = deploy(&env, name).await;
-        assert_eq!(
-            d.metadata.generation,
-            Some(2),
-            "{name}: exactly one rollout"
-        );
+        assert_eq!(rollouts.count(name), 1, "{name}: exactly one rollout");
         assert_eq!(template_version(&d), recorded(&d));
     }
+    assert_eq!(rollouts.count("not-opted-in"), 0);
     assert_eq!(
-        deploy(&env, "not-opted-in").await.metadata.generation,
-        Some(1)
-    );
-    let listed = deploy(&env, "listed-other").await;
-    assert_eq!(
-        listed.metadata.generation,
-        Some(1),
+        rollouts.count("listed-other"),
+        0,
         "a list only reacts to the listed Secrets"
     );
 
     rotate(&env, "prod/other", "other-2").await;
     env.eventually("listed-other rolled", Duration::from_secs(30), || async {
-        let d = deploy(&env, "listed-other").await;
-        (d.metadata.generation == Some(2)).then_some(())
+        (rollouts.count("listed-other") == 1).then_some(())
     })
     .await;
-    assert_eq!(deploy(&env, "by-env").await.metadata.generation, Some(2));
+    assert_eq!(rollouts.count("by-env"), 1);
 
     let es = env.es("app", "db").await;
     let workloads = es.status.unwrap().last_rotation.unwrap().workloads;
@@ -308,12 +300,10 @@ async fn opted_in_deployments_roll_exactly_once_per_rotation() {
     env.eventually(
         "by-envfrom rolled again",
         Duration::from_secs(30),
-        || async {
-            (deploy(&env, "by-envfrom").await.metadata.generation == Some(3)).then_some(())
-        },
+        || async { (rollouts.count("by-envfrom") == 2).then_some(()) },
     )
     .await;
-    assert_eq!(deploy(&env, "by-env").await.metadata.generation, Some(2));
+    assert_eq!(rollouts.count("by-env"), 1);
     env.assert_no_leaks(&["pw-Zulu-1", "pw-Alfa-2", "pw-Bravo-3"])
         .await;
 }
@@ -329,6 +319,7 @@ async fn restarts_survive_operator_restarts_and_coalesce() {
     ];
     env.start_operator_with(&slow_debounce);
     env.namespace("app", json!({})).await;
+    let rollouts = env.rollouts("app").await;
     env.store("app").await;
     env.put_secret("prod/a", "a-1").await;
     env.put_secret("prod/b", "b-1").await;
@@ -349,7 +340,7 @@ async fn restarts_survive_operator_restarts_and_coalesce() {
     env.stop_operator();
     env.start_operator_with(&slow_debounce);
     checks(&env, ("secretsmanager", "ListSecrets"), 3).await;
-    assert_eq!(deploy(&env, "both").await.metadata.generation, Some(1));
+    assert_eq!(rollouts.count("both"), 0);
 
     // Two Secrets rotated together: one rollout.
     rotate(&env, "prod/a", "a-2").await;
@@ -357,15 +348,11 @@ async fn restarts_survive_operator_restarts_and_coalesce() {
     env.secret_value("app", "a", "value", b"a-2").await;
     env.secret_value("app", "b", "value", b"b-2").await;
     env.eventually("one rollout", Duration::from_secs(30), || async {
-        (deploy(&env, "both").await.metadata.generation == Some(2)).then_some(())
+        (rollouts.count("both") == 1).then_some(())
     })
     .await;
     checks(&env, ("secretsmanager", "ListSecrets"), 5).await;
-    assert_eq!(
-        deploy(&env, "both").await.metadata.generation,
-        Some(2),
-        "two Secrets, one rollout"
-    );
+    assert_eq!(rollouts.count("both"), 1, "two Secrets, one rollout");
 
     // A rotation while the operator is down rolls once when it is back.
     env.stop_operator();
@@ -375,11 +362,11 @@ async fn restarts_survive_operator_restarts_and_coalesce() {
     env.eventually(
         "rollout after the restart",
         Duration::from_secs(30),
-        || async { (deploy(&env, "both").await.metadata.generation == Some(3)).then_some(()) },
+        || async { (rollouts.count("both") == 2).then_some(()) },
     )
     .await;
     checks(&env, ("secretsmanager", "ListSecrets"), 5).await;
-    assert_eq!(deploy(&env, "both").await.metadata.generation, Some(3));
+    assert_eq!(rollouts.count("both"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -496,4 +483,59 @@ async fn throttled_checks_back_off_and_the_rotation_still_lands() {
     assert!(!data_str(&s, "value").is_empty());
     env.secret_value("app", "db", "value", b"pw-Delta-2").await;
     env.assert_no_leaks(&["pw-Charlie-1", "pw-Delta-2"]).await;
+}
+
+/// A rotation stays pending until a read of the new version has been written: reads that fail
+/// after the version moved are retried, although refreshInterval (1h) is far away.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_whose_reads_fail_is_retried_until_written() {
+    let mut env = Env::start_without_operator().await;
+    env.start_operator_with(&FAST);
+    env.namespace("app", json!({})).await;
+    env.store("app").await;
+    env.put_param("/prod/flaky", "flaky-Echo-1", "SecureString")
+        .await;
+    env.apply(es(
+        "app",
+        "flaky",
+        json!([{"secretKey": "value", "remoteRef": {"key": "/prod/flaky", "service": "ParameterStore"}}]),
+    ))
+    .await;
+    env.secret_value("app", "flaky", "value", b"flaky-Echo-1")
+        .await;
+    checks(&env, ("ssm", "GetParameters"), 1).await;
+
+    // The check that sees the new version is slow, and the reads it triggers fail.
+    env.proxy
+        .inject(Fault::on("ssm", "GetParameter", FaultKind::DropConnection).times(10));
+    env.proxy.inject(
+        Fault::on(
+            "ssm",
+            "GetParameters",
+            FaultKind::Latency(Duration::from_secs(3)),
+        )
+        .times(5),
+    );
+    env.put_param("/prod/flaky", "flaky-Foxtrot-2", "SecureString")
+        .await;
+    env.eventually("the failed reads", Duration::from_secs(60), || async {
+        (env.proxy.faulted("ssm", "GetParameter") >= 10).then_some(())
+    })
+    .await;
+    let s = env.secret("app", "flaky").await.unwrap();
+    assert!(
+        !data_str(&s, "value").is_empty(),
+        "a failed read never empties the Secret"
+    );
+    env.eventually(
+        "the rotated value once reads work again",
+        Duration::from_secs(90),
+        || async {
+            let s = env.secret("app", "flaky").await?;
+            (data_str(&s, "value") == "flaky-Foxtrot-2").then_some(())
+        },
+    )
+    .await;
+    env.assert_no_leaks(&["flaky-Echo-1", "flaky-Foxtrot-2"])
+        .await;
 }
