@@ -57,11 +57,25 @@ pub struct ExternalSecretSpec {
     pub refresh_interval: String,
     #[serde(default)]
     pub target: Target,
+    /// At most 1000 entries.
     #[serde(default)]
+    #[schemars(length(max = MAX_DATA_ITEMS))]
     pub data: Vec<DataItem>,
+    /// At most 100 entries.
     #[serde(default)]
+    #[schemars(length(max = MAX_DATA_FROM_ITEMS))]
     pub data_from: Vec<DataFrom>,
 }
+
+/// Most `spec.data` entries in one ExternalSecret. Lists and strings that CEL rules read are
+/// bounded so that a real API server's rule cost estimate stays within its budget.
+pub const MAX_DATA_ITEMS: u32 = 1000;
+/// Most `spec.dataFrom` entries in one ExternalSecret.
+pub const MAX_DATA_FROM_ITEMS: u32 = 100;
+/// Longest `remoteRef.key`: an ARN is at most 2048 characters.
+pub const MAX_KEY_LENGTH: u32 = 2048;
+/// Most tags in a `find`: AWS allows 50 tags on a secret.
+pub const MAX_FIND_TAGS: u32 = 50;
 
 fn default_refresh_interval() -> String {
     "1h".into()
@@ -108,6 +122,7 @@ pub struct Target {
     /// Name of the Secret. Default: the ExternalSecret's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$') && size(self) <= 253").message("target.name must be a DNS subdomain: lowercase letters, digits, '-' and '.'"))]
+    #[schemars(length(max = 253))]
     pub name: Option<String>,
     #[serde(default)]
     pub creation_policy: CreationPolicy,
@@ -195,6 +210,7 @@ pub enum DecodingStrategy {
 pub struct RemoteRef {
     /// Secret name or ARN, or parameter name (`/prod/db/url`) or ARN.
     #[x_kube(validation = Rule::new("self != ''").message("key must not be empty"))]
+    #[schemars(length(max = MAX_KEY_LENGTH))]
     pub key: String,
     /// Default SecretsManager; inferred from an ARN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -244,8 +260,9 @@ pub struct FindRef {
     /// Secrets Manager: secret names matching a regular expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<FindName>,
-    /// Secrets Manager: secrets carrying all these tags.
+    /// Secrets Manager: secrets carrying all these tags (at most 50).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = MAX_FIND_TAGS))]
     pub tags: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoding_strategy: Option<DecodingStrategy>,

@@ -44,6 +44,7 @@ use super::Condition;
 pub struct SecretStoreSpec {
     /// AWS region, e.g. us-east-1.
     #[x_kube(validation = Rule::new("self != ''").message("region must not be empty"))]
+    #[schemars(length(max = 64))]
     pub region: String,
     /// Endpoint overrides (VPC endpoints, FIPS endpoints, tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +93,7 @@ pub struct SecretStoreSpec {
 pub struct ClusterSecretStoreSpec {
     /// AWS region, e.g. us-east-1.
     #[x_kube(validation = Rule::new("self != ''").message("region must not be empty"))]
+    #[schemars(length(max = 64))]
     pub region: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Endpoints>,

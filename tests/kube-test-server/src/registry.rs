@@ -114,6 +114,8 @@ pub struct Registry {
 pub const BUILTIN_GROUPS: &[&str] = &[
     "apps",
     "events.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
     "coordination.k8s.io",
     "apiextensions.k8s.io",
 ];
@@ -129,6 +131,10 @@ impl Registry {
             t("", "v1", "configmaps", "ConfigMap", true).short(&["cm"]),
             t("", "v1", "serviceaccounts", "ServiceAccount", true).short(&["sa"]),
             t("", "v1", "events", "Event", true).short(&["ev"]),
+            t("", "v1", "services", "Service", true)
+                .short(&["svc"])
+                .categories(&["all"])
+                .status(),
             t("apps", "v1", "deployments", "Deployment", true)
                 .short(&["deploy"])
                 .categories(&["all"])
@@ -145,6 +151,38 @@ impl Registry {
                 .status()
                 .generation(),
             t("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]),
+            t(
+                "policy",
+                "v1",
+                "poddisruptionbudgets",
+                "PodDisruptionBudget",
+                true,
+            )
+            .short(&["pdb"])
+            .status()
+            .generation(),
+            t("rbac.authorization.k8s.io", "v1", "roles", "Role", true),
+            t(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "rolebindings",
+                "RoleBinding",
+                true,
+            ),
+            t(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterroles",
+                "ClusterRole",
+                false,
+            ),
+            t(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterrolebindings",
+                "ClusterRoleBinding",
+                false,
+            ),
             t("coordination.k8s.io", "v1", "leases", "Lease", true),
             t(
                 "apiextensions.k8s.io",
