@@ -19,6 +19,7 @@
 //! ```
 //!
 //! Public API:
+//! - [`cel_cost::check_crd`], [`cel_cost::rule_costs`]: the CRD cost check, without a server
 //! - [`TestServer::start`], [`TestServer::start_on`], [`TestServer::start_with`]
 //!   ([`ServerOptions`]: watch history bound, bookmark interval)
 //! - [`TestServer::url`], [`TestServer::client`], [`TestServer::kubeconfig_yaml`],
@@ -49,6 +50,10 @@
 //!   stored as given, without their controllers (no cluster IPs, no RBAC enforcement). Creating a CRD
 //!   serves its resource (every served version, scope, names, `/status` if declared) at once
 //!   and sets its `Established` condition; deleting it removes the resource and its objects.
+//!   A CRD whose CEL rules are estimated over kube-apiserver's cost budget (per rule, or in
+//!   total per schema) is refused on every write (create, update, patch, apply, dry run) with
+//!   the real server's 422 causes; [`cel_cost::check_crd`] runs the same check without a
+//!   server and [`cel_cost::rule_costs`] lists each rule's estimate.
 //! - Reads: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, `k`, `!k`, `>`,
 //!   `<`; field selectors on `metadata.name`, `metadata.namespace` and a few per-kind fields;
 //!   `limit`/`continue` over a consistent snapshot; `resourceVersionMatch=Exact` served from
@@ -63,6 +68,12 @@
 //!
 //! - No authentication/authorization, no admission webhooks, no OpenAPI documents, no
 //!   protobuf/CBOR (JSON and YAML only), HTTP/1.1 only.
+//! - CRD CEL cost estimates follow cel-go's estimator for literals, field selection, `has()`,
+//!   logical and comparison operators, the ternary, `in`, `+`, indexing, `size`, comprehensions
+//!   (`all`, `exists`, `map`, ...), `matches`, `contains`, `startsWith`, `endsWith`, `find`,
+//!   `lowerAscii` & co. and the list library; other functions are costed as O(1) (cel-go's
+//!   default), so e.g. `split`, `join`, `url` or `quantity` are underestimated. Rules that do
+//!   not parse are not reported at CRD write time (no CEL type checking either).
 //! - No schema: CRD `openAPIV3Schema` is not used for validation, pruning or defaulting;
 //!   built-in kinds get only the validation listed in the `validation` module (names, labels,
 //!   Secret/ConfigMap rules). No conversion between CRD versions: objects are stored once and
@@ -91,6 +102,7 @@
 #![forbid(unsafe_code)]
 
 mod apply;
+pub mod cel_cost;
 mod discovery;
 mod faults;
 mod fields;

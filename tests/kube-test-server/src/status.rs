@@ -82,17 +82,23 @@ impl ApiError {
     }
 
     /// 422 with one cause per invalid field, e.g. `("data[a/b]", "Invalid value: ...")`.
+    /// The message names the kind with its group (`CustomResourceDefinition.apiextensions.k8s.io`)
+    /// and each cause's reason follows its message (`Forbidden: ...` is `FieldValueForbidden`).
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<(String, String)>) -> Self {
         let msgs: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        let qualified_kind = qualified(group, kind);
         let message = if msgs.len() == 1 {
-            format!("{kind} \"{name}\" is invalid: {}", msgs[0])
+            format!("{qualified_kind} \"{name}\" is invalid: {}", msgs[0])
         } else {
-            format!("{kind} \"{name}\" is invalid: [{}]", msgs.join(", "))
+            format!(
+                "{qualified_kind} \"{name}\" is invalid: [{}]",
+                msgs.join(", ")
+            )
         };
         let causes: Vec<Value> = causes
             .into_iter()
             .map(|(field, message)| {
-                json!({"reason": "FieldValueInvalid", "message": message, "field": field})
+                json!({"reason": cause_type(&message), "message": message, "field": field})
             })
             .collect();
         Self::new(422, "Invalid", message)
@@ -171,6 +177,23 @@ fn qualified(group: &str, resource: &str) -> String {
     } else {
         format!("{resource}.{group}")
     }
+}
+
+/// The `field.ErrorType` whose wording starts `message`.
+fn cause_type(message: &str) -> &'static str {
+    const TYPES: &[(&str, &str)] = &[
+        ("Required value", "FieldValueRequired"),
+        ("Forbidden", "FieldValueForbidden"),
+        ("Unsupported value", "FieldValueNotSupported"),
+        ("Duplicate value", "FieldValueDuplicate"),
+        ("Too long", "FieldValueTooLong"),
+        ("Too many", "FieldValueTooMany"),
+        ("Not found", "FieldValueNotFound"),
+    ];
+    TYPES
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or("FieldValueInvalid", |(_, t)| t)
 }
 
 /// The body of a successful delete of a built-in object.

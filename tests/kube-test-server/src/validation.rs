@@ -1,6 +1,6 @@
 //! Per-kind admission the real server performs and that callers rely on: name rules, label
 //! syntax, Secret `stringData` folding / `type` immutability / base64 / size, ConfigMap keys and
-//! size, and `immutable: true` for both.
+//! size, and `immutable: true` for both; the CEL cost budget of CRDs (`cel_cost`).
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -142,6 +142,10 @@ pub fn prepare(rt: &ResourceType, old: Option<&Value>, new: &mut Value) -> ApiRe
     validate_metadata(rt, &name, new)?;
     if let Some(schema) = &rt.schema {
         check_cel(rt, &name, schema, old, new)?;
+    }
+    if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
+        crate::cel_cost::check_crd(new)
+            .map_err(|causes| ApiError::invalid(&rt.group, &rt.kind, &name, causes))?;
     }
     if !rt.group.is_empty() {
         return Ok(());
