@@ -145,3 +145,39 @@ fn stores_keep_credentials_where_they_belong() {
         "conditions": [{"namespaces": ["a"]}, {"namespaceSelector": {"matchLabels": {"k": "v"}}}]}))
     .unwrap();
 }
+
+/// The real API server estimates each rule's worst-case cost from the schema's bounds and
+/// refuses a CRD over 10,000,000 per rule or 100,000,000 in all (the Kubernetes test server
+/// implements the same estimate). The shipped CRDs keep a tenth of that at most, so that bounds
+/// can grow and rules can be added without a surprise at `kubectl apply`.
+#[test]
+fn rule_cost_estimates_stay_far_below_the_api_servers_budget() {
+    const PER_RULE_LIMIT: u64 = 10_000_000;
+    const TOTAL_LIMIT: u64 = 100_000_000;
+    let crds =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/arnsync.io.yaml"))
+            .expect("crds/arnsync.io.yaml");
+    for doc in serde_yaml::Deserializer::from_str(&crds) {
+        let crd: Value = serde::Deserialize::deserialize(doc).expect("CRD YAML");
+        let name = crd["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        kube_test_server::cel_cost::check_crd(&crd)
+            .unwrap_or_else(|causes| panic!("{name} would be refused: {causes:#?}"));
+        let costs = kube_test_server::cel_cost::rule_costs(&crd);
+        assert!(!costs.is_empty(), "{name} has CEL rules");
+        let total: u64 = costs.iter().map(|c| c.cost).sum();
+        for c in &costs {
+            println!("{name} {} {}", c.field, c.cost);
+            assert!(
+                c.cost <= PER_RULE_LIMIT / 10,
+                "{name}: {} costs {}: bound the strings and lists it reads",
+                c.field,
+                c.cost
+            );
+        }
+        println!("{name} total {total}");
+        assert!(total <= TOTAL_LIMIT / 10, "{name}: total {total}");
+    }
+}

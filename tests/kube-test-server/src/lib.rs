@@ -46,7 +46,7 @@
 //! - Built-in resources: namespaces, secrets, configmaps, serviceaccounts, events (core/v1 and
 //!   events.k8s.io/v1, stored separately), deployments/statefulsets/daemonsets (apps/v1, with
 //!   `/status`), leases (coordination.k8s.io/v1), customresourcedefinitions; services,
-//!   poddisruptionbudgets (policy/v1) and the four RBAC kinds (rbac.authorization.k8s.io/v1) are
+//!   poddisruptionbudgets (policy/v1), networkpolicies (networking.k8s.io/v1) and the four RBAC kinds (rbac.authorization.k8s.io/v1) are
 //!   stored as given, without their controllers (no cluster IPs, no RBAC enforcement). Creating a CRD
 //!   serves its resource (every served version, scope, names, `/status` if declared) at once
 //!   and sets its `Established` condition; deleting it removes the resource and its objects.

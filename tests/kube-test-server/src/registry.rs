@@ -114,6 +114,7 @@ pub struct Registry {
 pub const BUILTIN_GROUPS: &[&str] = &[
     "apps",
     "events.k8s.io",
+    "networking.k8s.io",
     "policy",
     "rbac.authorization.k8s.io",
     "coordination.k8s.io",
@@ -151,6 +152,15 @@ impl Registry {
                 .status()
                 .generation(),
             t("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]),
+            t(
+                "networking.k8s.io",
+                "v1",
+                "networkpolicies",
+                "NetworkPolicy",
+                true,
+            )
+            .short(&["netpol"])
+            .generation(),
             t(
                 "policy",
                 "v1",
