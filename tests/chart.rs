@@ -1035,6 +1035,43 @@ async fn every_rendering_installs_crds_first() {
     }
 }
 
+/// A store written in External Secrets Operator's shape (`spec.provider.aws`) with only the
+/// `apiVersion` changed is refused at `kubectl apply` (kubectl asks for strict field
+/// validation), naming the field, as a real API server refuses it; nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_refuses_an_eso_shaped_store_naming_the_unknown_field() {
+    let k = Kubectl::start().await;
+    let crds = std::fs::read_to_string(root().join("crds/arnsync.io.yaml")).expect("CRDs");
+    k.apply("crds.yaml", &documents(&crds).iter().collect::<Vec<_>>())
+        .await;
+    let store = "\
+apiVersion: arnsync.io/v1alpha1
+kind: SecretStore
+metadata: {name: aws, namespace: default}
+spec:
+  provider:
+    aws: {service: SecretsManager, region: eu-west-1}
+";
+    let path = k.dir.path().join("store.yaml");
+    std::fs::write(&path, store).expect("write store");
+    let file = path.display().to_string();
+    for args in [
+        vec!["apply", "-f", file.as_str()],
+        vec!["apply", "--server-side", "-f", file.as_str()],
+    ] {
+        let out = k.run(&args).await;
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(
+            stderr.contains(r#"unknown field "spec.provider""#),
+            "{args:?}: {stderr}"
+        );
+    }
+    let listed = k.ok(&["get", "secretstores", "-A", "-o", "name"]).await;
+    assert!(listed.trim().is_empty(), "nothing stored: {listed}");
+    k.server.shutdown().await;
+}
+
 /// The binary parses the arguments every rendering passes (flag names and values: durations,
 /// addresses, log format): `arnsync <rendered args> --help` parses everything before `--help`
 /// and exits 0 only when all of it is valid.
