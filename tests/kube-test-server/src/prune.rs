@@ -134,9 +134,11 @@ pub fn patched_object(
     let Some(schema) = rt.schema_for(version) else {
         return Ok(vec![]);
     };
-    let patched = obj.to_string();
+    // Strict quotes the patched object, before pruning, in its error.
+    let patched = (mode == FieldValidation::Strict).then(|| obj.to_string());
     let unknown = coerce(schema, obj);
     mode.settle(unknown, |err| {
+        let patched = patched.unwrap_or_default();
         ApiError::invalid(
             "",
             "",
