@@ -19,6 +19,7 @@ use crate::faults::{Counters, Faults};
 use crate::fields::Scope;
 use crate::openapi;
 use crate::patch;
+use crate::prune::{self, FieldValidation};
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{success_status, ApiError, ApiResult};
@@ -55,6 +56,22 @@ fn json_response_typed(code: u16, v: &Value, content_type: &str) -> Response {
         .header("cache-control", "no-cache, private")
         .body(Body::from(serde_json::to_vec(v).expect("serializable")))
         .expect("response")
+}
+
+/// One `Warning: 299 - "text"` header per distinct warning, as the real server sends them.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    let mut sent: Vec<&String> = Vec::new();
+    for w in warnings {
+        if sent.contains(&w) {
+            continue;
+        }
+        sent.push(w);
+        let text = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = http::HeaderValue::from_bytes(format!("299 - \"{text}\"").as_bytes()) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    resp
 }
 
 fn error_response(e: &ApiError) -> Response {
@@ -673,23 +690,28 @@ fn watch_(r: &Request2) -> ApiResult<Response> {
 }
 
 fn create(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
-    let obj = decode_body(headers, body)?;
+    let mode = FieldValidation::from_query(r.query.get("fieldValidation"), "CreateOptions")?;
+    let mut obj = decode_body(headers, body)?;
+    let warnings = prune::request_object(&r.rt, &r.rp.version, mode, &mut obj)?;
     let ctx = r.write_ctx(headers)?;
     let mut store = r.shared.store.lock().expect("store lock");
     let created = store.create(&ctx, r.ns(), obj)?;
-    Ok(r.object_response(201, &created))
+    Ok(with_warnings(r.object_response(201, &created), &warnings))
 }
 
 fn update(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
-    let obj = decode_body(headers, body)?;
+    let mode = FieldValidation::from_query(r.query.get("fieldValidation"), "UpdateOptions")?;
+    let mut obj = decode_body(headers, body)?;
+    let warnings = prune::request_object(&r.rt, &r.rp.version, mode, &mut obj)?;
     let ctx = r.write_ctx(headers)?;
     let mut store = r.shared.store.lock().expect("store lock");
     let updated = store.update(&ctx, r.ns(), r.name(), obj, r.scope())?;
-    Ok(r.object_response(200, &updated))
+    Ok(with_warnings(r.object_response(200, &updated), &warnings))
 }
 
 fn patch_(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
     let ct = content_type(headers);
+    let mode = FieldValidation::from_query(r.query.get("fieldValidation"), "PatchOptions")?;
     let mut ctx = r.write_ctx(headers)?;
     let kind = r.rt.kind.clone();
     let name = r.name().to_string();
@@ -707,6 +729,7 @@ fn patch_(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response>
             }
         }
         let applied = crate::apply::parse_body(body)?;
+        prune::check_applied(&r.rt, &r.rp.version, &applied)?;
         let force = truthy(r.query, "force");
         let mut store = r.shared.store.lock().expect("store lock");
         let (obj, created) = store.apply(&ctx, r.ns(), &name, applied, scope, force)?;
@@ -715,13 +738,19 @@ fn patch_(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response>
     let patch_body: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let mut store = r.shared.store.lock().expect("store lock");
+    let mut warnings = Vec::new();
+    let mut prune_patched = |o: &mut Value| -> ApiResult<()> {
+        warnings = prune::patched_object(&r.rt, &r.rp.version, mode, o)?;
+        Ok(())
+    };
     let obj = match ct.as_str() {
         "application/merge-patch+json" => store.patch(&ctx, r.ns(), &name, scope, |o| {
             patch::merge_patch(o, &patch_body);
-            Ok(())
+            prune_patched(o)
         })?,
         "application/json-patch+json" => store.patch(&ctx, r.ns(), &name, scope, |o| {
-            patch::json_patch(o, &patch_body, &kind, &name)
+            patch::json_patch(o, &patch_body, &kind, &name)?;
+            prune_patched(o)
         })?,
         "application/strategic-merge-patch+json" => {
             if r.rt.custom {
@@ -734,7 +763,7 @@ fn patch_(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response>
         }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
-    Ok(r.object_response(200, &obj))
+    Ok(with_warnings(r.object_response(200, &obj), &warnings))
 }
 
 fn delete_options(r: &Request2, body: &[u8]) -> ApiResult<DeleteOptions> {

@@ -63,6 +63,15 @@
 //!   merge / JSON / strategic merge patches, server-side apply with `managedFields` and
 //!   conflicts, `/status`, delete with finalizers, preconditions and propagation policies,
 //!   deletecollection, `dryRun=All`.
+//! - Custom resources are pruned, defaulted and validated against the `openAPIV3Schema` of the
+//!   version they are written in, with the real 422 causes (`type`, `nullable`, `enum`,
+//!   `pattern`, lengths, bounds, item and property counts, `required`, `additionalProperties`,
+//!   `x-kubernetes-int-or-string`, `-preserve-unknown-fields`, `-embedded-resource`, `format`),
+//!   then their CEL rules are evaluated. Unknown fields follow `fieldValidation` (absent means
+//!   `Warn`, kube-rs sends none, kubectl sends `Strict`): Strict refuses a create/update (400) or
+//!   merge/JSON patch (422), Warn answers `Warning: 299 - "unknown field \"spec.x\""` headers,
+//!   Ignore prunes silently. Server-side apply of an undeclared field is a 500 whatever the
+//!   directive, as on the real server.
 //!
 //! ## Differences from a real API server
 //!
@@ -74,10 +83,17 @@
 //!   `lowerAscii` & co. and the list library; other functions are costed as O(1) (cel-go's
 //!   default), so e.g. `split`, `join`, `url` or `quantity` are underestimated. Rules that do
 //!   not parse are not reported at CRD write time (no CEL type checking either).
-//! - No schema: CRD `openAPIV3Schema` is not used for validation, pruning or defaulting;
-//!   built-in kinds get only the validation listed in the `validation` module (names, labels,
-//!   Secret/ConfigMap rules). No conversion between CRD versions: objects are stored once and
+//! - Built-in kinds have no schema: they get only the validation listed in the `validation`
+//!   module (names, labels, Secret/ConfigMap rules), keep unknown fields and ignore
+//!   `fieldValidation`. No conversion between CRD versions: objects are stored once and
 //!   returned with the requested `apiVersion`.
+//! - CRD schemas: `anyOf`/`oneOf`/`not`, `uniqueItems`, `x-kubernetes-list-type` uniqueness,
+//!   ratcheting of unchanged invalid fields, duplicate JSON fields under Strict, and formats
+//!   other than `uuid`(3/4/5), `date`, `date-time`, `byte`, `ipv4`, `ipv6`, `cidr` are not
+//!   checked. Schema errors are answered without evaluating CEL rules (the real server still
+//!   adds CEL failures when its schema errors are only `Invalid value` ones). A server-side apply
+//!   body of the wrong scalar type is refused by the 422 validation instead of the real typed
+//!   conversion's 500. `Warning` headers are sent on successful writes only.
 //! - Server-side apply tracks ownership per map key; lists are atomic (owned and replaced whole),
 //!   so two managers cannot co-own items of `containers`, `env`, etc. `stringData` applied to a
 //!   Secret is owned as `f:stringData` (as on the real server) and folded into `data`.
@@ -106,10 +122,13 @@ pub mod cel_cost;
 mod discovery;
 mod faults;
 mod fields;
+mod gofmt;
 mod http;
 mod openapi;
 mod patch;
+mod prune;
 mod registry;
+mod schema;
 mod selectors;
 mod status;
 mod store;

@@ -2,6 +2,8 @@
 //! CustomResourceDefinitions add. Discovery, routing and storage all consult this one table so a
 //! CRD appears (and disappears) everywhere at once.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use crate::status::{ApiError, ApiResult};
@@ -33,6 +35,9 @@ pub struct ResourceType {
     /// `openAPIV3Schema` of the preferred version: its CEL rules (`x-kubernetes-validations`)
     /// are enforced on writes, as the real server does.
     pub schema: Option<Value>,
+    /// `openAPIV3Schema` of every served version: writes are pruned, defaulted and validated
+    /// against the schema of the version they were sent in (see [`crate::schema`]).
+    pub version_schemas: BTreeMap<String, Value>,
 }
 
 impl ResourceType {
@@ -52,6 +57,7 @@ impl ResourceType {
             custom: false,
             printer_columns: vec![],
             schema: None,
+            version_schemas: BTreeMap::new(),
         }
     }
 
@@ -90,6 +96,10 @@ impl ResourceType {
 
     pub fn serves(&self, version: &str) -> bool {
         self.versions.iter().any(|v| v == version)
+    }
+
+    pub fn schema_for(&self, version: &str) -> Option<&Value> {
+        self.version_schemas.get(version)
     }
 }
 
@@ -371,6 +381,14 @@ pub fn crd_resource_type(crd: &Value) -> ApiResult<ResourceType> {
         .find(|v| v["name"].as_str() == Some(preferred.as_str()))
         .map(|v| v["schema"]["openAPIV3Schema"].clone())
         .filter(|s| s.is_object());
+    let version_schemas = versions
+        .iter()
+        .filter(|v| v["served"] != Value::Bool(false))
+        .filter_map(|v| {
+            let schema = &v["schema"]["openAPIV3Schema"];
+            Some((v["name"].as_str()?.to_string(), schema.clone())).filter(|_| schema.is_object())
+        })
+        .collect();
     let printer_columns = versions
         .iter()
         .find(|v| v["name"].as_str() == Some(preferred.as_str()))
@@ -407,5 +425,6 @@ pub fn crd_resource_type(crd: &Value) -> ApiResult<ResourceType> {
         custom: true,
         printer_columns,
         schema,
+        version_schemas,
     })
 }

@@ -81,11 +81,32 @@ impl ApiError {
         )
     }
 
-    /// 422 with one cause per invalid field, e.g. `("data[a/b]", "Invalid value: ...")`.
-    /// The message names the kind with its group (`CustomResourceDefinition.apiextensions.k8s.io`)
-    /// and each cause's reason follows its message (`Forbidden: ...` is `FieldValueForbidden`).
+    /// 422 with one cause per invalid field, e.g. `("data[a/b]", "Invalid value: ...")`; each
+    /// cause's reason follows its message (`Forbidden: ...` is `FieldValueForbidden`).
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<(String, String)>) -> Self {
-        let msgs: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        let causes = causes
+            .into_iter()
+            .map(|(field, message)| (cause_type(&message), field, message))
+            .collect();
+        Self::invalid_with_reasons(group, kind, name, causes)
+    }
+
+    /// 422 from `(reason, field, message)` causes. The message names the kind with its group
+    /// (`CustomResourceDefinition.apiextensions.k8s.io "x" is invalid: ...`) and lists each
+    /// distinct cause once.
+    pub fn invalid_with_reasons(
+        group: &str,
+        kind: &str,
+        name: &str,
+        causes: Vec<(&'static str, String, String)>,
+    ) -> Self {
+        let mut msgs: Vec<String> = Vec::new();
+        for (_, f, m) in &causes {
+            let msg = format!("{f}: {m}");
+            if !msgs.contains(&msg) {
+                msgs.push(msg);
+            }
+        }
         let qualified_kind = qualified(group, kind);
         let message = if msgs.len() == 1 {
             format!("{qualified_kind} \"{name}\" is invalid: {}", msgs[0])
@@ -97,12 +118,18 @@ impl ApiError {
         };
         let causes: Vec<Value> = causes
             .into_iter()
-            .map(|(field, message)| {
-                json!({"reason": cause_type(&message), "message": message, "field": field})
+            .map(|(reason, field, message)| {
+                json!({"reason": reason, "message": message, "field": field})
             })
             .collect();
-        Self::new(422, "Invalid", message)
-            .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
+        // Empty name/group/kind are omitted, as in the real StatusDetails.
+        let mut details = json!({"causes": causes});
+        for (k, v) in [("name", name), ("group", group), ("kind", kind)] {
+            if !v.is_empty() {
+                details[k] = json!(v);
+            }
+        }
+        Self::new(422, "Invalid", message).with_details(details)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -170,7 +197,8 @@ impl ApiError {
     }
 }
 
-/// `deployments.apps` for grouped resources, bare plural for the core group.
+/// `deployments.apps` for grouped resources (and `Widget.example.com` for kinds), bare name for
+/// the core group.
 fn qualified(group: &str, resource: &str) -> String {
     if group.is_empty() {
         resource.to_string()

@@ -140,6 +140,7 @@ pub fn prepare(rt: &ResourceType, old: Option<&Value>, new: &mut Value) -> ApiRe
         .unwrap_or_default()
         .to_string();
     validate_metadata(rt, &name, new)?;
+    crate::schema::admit(rt, &name, new)?;
     if let Some(schema) = &rt.schema {
         check_cel(rt, &name, schema, old, new)?;
     }

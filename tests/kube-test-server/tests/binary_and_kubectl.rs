@@ -262,3 +262,101 @@ async fn binary_prints_address_writes_kubeconfig_and_stops_on_sigterm() {
     // Exactly one line was printed.
     assert!(lines.next_line().await.unwrap().is_none());
 }
+
+const STORE_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: stores.demo.arnsync.io
+spec:
+  group: demo.arnsync.io
+  scope: Namespaced
+  names: {plural: stores, singular: store, kind: Store}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              region: {type: string}
+"#;
+
+/// An ESO-shaped store (`spec.provider.aws.region`) against a CRD that has `spec.region`.
+const MISSHAPEN_STORE: &str = r#"
+apiVersion: demo.arnsync.io/v1
+kind: Store
+metadata: {name: s1}
+spec:
+  provider:
+    aws: {region: eu-west-1}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_refuses_fields_the_crd_does_not_declare() {
+    let bin = kubectl_path();
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let k = Kubectl {
+        bin,
+        kubeconfig,
+        cache: dir.path().join("cache"),
+    };
+    k.ok(&["apply", "-f", "-"], Some(STORE_CRD)).await;
+    k.ok(
+        &[
+            "wait",
+            "--for",
+            "condition=established",
+            "crd/stores.demo.arnsync.io",
+            "--timeout=20s",
+        ],
+        None,
+    )
+    .await;
+
+    // kubectl validates strictly by default: the server refuses, naming the field.
+    let (ok, _, err) = k.run(&["apply", "-f", "-"], Some(MISSHAPEN_STORE)).await;
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(r#"Store in version "v1" cannot be handled as a Store: strict decoding error: unknown field "spec.provider""#),
+        "{err}"
+    );
+    let (ok, _, err) = k
+        .run(
+            &["apply", "--server-side", "-f", "-"],
+            Some(MISSHAPEN_STORE),
+        )
+        .await;
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(".spec.provider: field not declared in schema"),
+        "{err}"
+    );
+    let (ok, _, err) = k.run(&["get", "store", "s1"], None).await;
+    assert!(!ok && err.contains("NotFound"), "{err}");
+
+    // --validate=warn stores the object without the field and relays the server's warning.
+    let (ok, out, err) = k
+        .run(
+            &["apply", "--validate=warn", "-f", "-"],
+            Some(MISSHAPEN_STORE),
+        )
+        .await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains(r#"Warning: unknown field "spec.provider""#),
+        "{err}"
+    );
+    let spec = k
+        .ok(&["get", "store", "s1", "-o", "jsonpath={.spec}"], None)
+        .await;
+    assert_eq!(spec, "{}");
+    server.shutdown().await;
+}
