@@ -1077,6 +1077,56 @@ spec:
     k.server.shutdown().await;
 }
 
+/// The documented limits are what the API server enforces: one `data` entry too many, or a key
+/// one character too long, is refused at `kubectl apply` with the field and the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_refuses_an_external_secret_over_the_documented_limits() {
+    let k = Kubectl::start().await;
+    let crds = std::fs::read_to_string(root().join("crds/arnsync.io.yaml")).expect("CRDs");
+    k.apply("crds.yaml", &documents(&crds).iter().collect::<Vec<_>>())
+        .await;
+    let es = |entries: usize, key_len: usize| {
+        let data: Vec<String> = (0..entries)
+            .map(|i| {
+                format!(
+                    "  - {{secretKey: k{i}, remoteRef: {{key: {}}}}}",
+                    "k".repeat(key_len)
+                )
+            })
+            .collect();
+        format!(
+            "apiVersion: arnsync.io/v1alpha1\nkind: ExternalSecret\nmetadata: {{name: big, namespace: default}}\nspec:\n  secretStoreRef: {{name: aws}}\n  data:\n{}\n",
+            data.join("\n")
+        )
+    };
+    for (manifest, expected) in [
+        (
+            es(1001, 10),
+            "spec.data: Too many: 1001: must have at most 1000 items",
+        ),
+        (
+            es(1, 2049),
+            "spec.data[0].remoteRef.key: Too long: may not be more than 2048 bytes",
+        ),
+    ] {
+        let path = k.dir.path().join("es.yaml");
+        std::fs::write(&path, manifest).expect("write");
+        let out = k
+            .run(&["apply", "--server-side", "-f", &path.display().to_string()])
+            .await;
+        let stderr = text(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+    let path = k.dir.path().join("es.yaml");
+    std::fs::write(&path, es(1000, 2048)).expect("write");
+    k.ok(&["apply", "--server-side", "-f", &path.display().to_string()])
+        .await;
+    k.server.shutdown().await;
+}
+
 /// The binary parses the arguments every rendering passes (flag names and values: durations,
 /// addresses, log format): `arnsync <rendered args> --help` parses everything before `--help`
 /// and exits 0 only when all of it is valid.
