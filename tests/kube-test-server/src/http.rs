@@ -298,9 +298,10 @@ fn manager(query: &HashMap<String, String>, headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+fn decode_body(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     let ct = content_type(headers);
     match ct.as_str() {
+        crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body, &r.rt, &r.rp.version),
         "" | "application/json" | "*/*" => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}"))),
         "application/yaml" => serde_yaml::from_slice(body)
@@ -691,7 +692,7 @@ fn watch_(r: &Request2) -> ApiResult<Response> {
 
 fn create(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
     let mode = FieldValidation::from_query(r.query.get("fieldValidation"), "CreateOptions")?;
-    let mut obj = decode_body(headers, body)?;
+    let mut obj = decode_body(r, headers, body)?;
     let warnings = prune::request_object(&r.rt, &r.rp.version, mode, &mut obj)?;
     let ctx = r.write_ctx(headers)?;
     let mut store = r.shared.store.lock().expect("store lock");
@@ -701,7 +702,7 @@ fn create(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response>
 
 fn update(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
     let mode = FieldValidation::from_query(r.query.get("fieldValidation"), "UpdateOptions")?;
-    let mut obj = decode_body(headers, body)?;
+    let mut obj = decode_body(r, headers, body)?;
     let warnings = prune::request_object(&r.rt, &r.rp.version, mode, &mut obj)?;
     let ctx = r.write_ctx(headers)?;
     let mut store = r.shared.store.lock().expect("store lock");

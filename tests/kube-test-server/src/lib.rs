@@ -127,6 +127,7 @@ mod http;
 mod openapi;
 mod patch;
 mod prune;
+mod protobuf;
 mod registry;
 mod schema;
 mod selectors;
