@@ -767,9 +767,11 @@ fn patch_(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response>
     Ok(with_warnings(r.object_response(200, &obj), &warnings))
 }
 
-fn delete_options(r: &Request2, body: &[u8]) -> ApiResult<DeleteOptions> {
+fn delete_options(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<DeleteOptions> {
     let b: Value = if body.iter().all(|c| c.is_ascii_whitespace()) {
         json!({})
+    } else if content_type(headers) == crate::protobuf::MEDIA_TYPE {
+        crate::protobuf::decode_delete_options(body, &r.rt, &r.rp.version)?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
@@ -835,7 +837,7 @@ fn delete_body(r: &Request2, outcome: DeleteOutcome) -> Response {
 }
 
 fn delete(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
-    let opts = delete_options(r, body)?;
+    let opts = delete_options(r, headers, body)?;
     let ctx = r.write_ctx(headers)?;
     let mut store = r.shared.store.lock().expect("store lock");
     let outcome = store.delete(&ctx, r.ns(), r.name(), &opts)?;
@@ -843,7 +845,7 @@ fn delete(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response>
 }
 
 fn delete_collection(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
-    let opts = delete_options(r, body)?;
+    let opts = delete_options(r, headers, body)?;
     let (labels, fields) = r.selectors()?;
     let ctx = r.write_ctx(headers)?;
     let mut store = r.shared.store.lock().expect("store lock");

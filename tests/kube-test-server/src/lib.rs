@@ -59,6 +59,10 @@
 //!   `limit`/`continue` over a consistent snapshot; `resourceVersionMatch=Exact` served from
 //!   history), watch (see [`ServerOptions`]), `kubectl get` Tables, and metadata-only
 //!   (`PartialObjectMetadata[List]`) responses.
+//! - Request bodies: JSON, YAML, and `application/vnd.kubernetes.protobuf` (what kubectl's typed
+//!   `create namespace|secret|configmap|deployment|serviceaccount` send) for create, update and
+//!   DeleteOptions of the built-in kinds above except CRDs. Protobuf is decoded with k8s-pb and
+//!   stored as the JSON a Go client would have sent (Go's `omitempty` for non-pointer fields).
 //! - Writes: create (`generateName`), update (optimistic concurrency on `resourceVersion`),
 //!   merge / JSON / strategic merge patches, server-side apply with `managedFields` and
 //!   conflicts, `/status`, delete with finalizers, preconditions and propagation policies,
@@ -75,8 +79,14 @@
 //!
 //! ## Differences from a real API server
 //!
-//! - No authentication/authorization, no admission webhooks, no OpenAPI documents, no
-//!   protobuf/CBOR (JSON and YAML only), HTTP/1.1 only.
+//! - No authentication/authorization, no admission webhooks, no OpenAPI documents, HTTP/1.1
+//!   only. Responses are always JSON (also when `Accept` asks for protobuf or CBOR first); no
+//!   CBOR bodies.
+//! - Protobuf request bodies: not for CustomResourceDefinitions (415; the real server takes
+//!   them). The messages are Kubernetes 1.35's (k8s-pb 0.9), the JSON model 1.34's: a body
+//!   setting a 1.35-only field (`PodSpec.workloadRef`, `podCertificate.userAnnotations`) is
+//!   answered 400. Fields newer than 1.35 are skipped unseen, as a real server skips unknown
+//!   protobuf fields.
 //! - CRD CEL cost estimates follow cel-go's estimator for literals, field selection, `has()`,
 //!   logical and comparison operators, the ternary, `in`, `+`, indexing, `size`, comprehensions
 //!   (`all`, `exists`, `map`, ...), `matches`, `contains`, `startsWith`, `endsWith`, `find`,

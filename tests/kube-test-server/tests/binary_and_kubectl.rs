@@ -215,6 +215,171 @@ async fn kubectl_drives_the_server() {
     server.shutdown().await;
 }
 
+/// kubectl's typed `create` commands send `application/vnd.kubernetes.protobuf` bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_sends_protobuf_the_server_stores_json() {
+    let server = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let k = Kubectl {
+        bin: kubectl_path(),
+        kubeconfig,
+        cache: dir.path().join("cache"),
+    };
+    let get = |args: &'static [&'static str]| {
+        let k = &k;
+        async move {
+            let out = k.ok(&[&["get", "-o", "json"], args].concat(), None).await;
+            serde_json::from_str::<serde_json::Value>(&out).expect("kubectl -o json")
+        }
+    };
+
+    let (ok, out, err) = k.run(&["create", "namespace", "demo", "-v=8"], None).await;
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        err.contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "kubectl no longer sends protobuf: {err}"
+    );
+    let ns = get(&["namespace", "demo"]).await;
+    assert_eq!(ns["metadata"]["name"], "demo");
+    // Go encodes empty non-pointer fields; they are absent in JSON, as omitempty makes them.
+    for absent in ["namespace", "generateName", "generation", "selfLink"] {
+        assert!(ns["metadata"].get(absent).is_none(), "{ns}");
+    }
+
+    k.ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "-n",
+            "demo",
+            "--from-literal=k=v",
+        ],
+        None,
+    )
+    .await;
+    let s = get(&["secret", "s", "-n", "demo"]).await;
+    assert_eq!(s["data"], serde_json::json!({"k": "dg=="}), "{s}");
+    assert_eq!(s["type"], "Opaque");
+
+    k.ok(
+        &[
+            "create",
+            "configmap",
+            "c",
+            "-n",
+            "demo",
+            "--from-literal=a=b",
+        ],
+        None,
+    )
+    .await;
+    let c = get(&["configmap", "c", "-n", "demo"]).await;
+    assert_eq!(c["data"], serde_json::json!({"a": "b"}), "{c}");
+
+    k.ok(
+        &[
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "demo",
+            "--image=nginx",
+            "--replicas=2",
+            "--port=80",
+        ],
+        None,
+    )
+    .await;
+    let d = get(&["deployment", "web", "-n", "demo"]).await;
+    assert_eq!(d["metadata"]["labels"], serde_json::json!({"app": "web"}));
+    assert_eq!(
+        d["spec"],
+        serde_json::json!({
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{
+                    "name": "nginx",
+                    "image": "nginx",
+                    "ports": [{"containerPort": 80}],
+                    "resources": {},
+                }]},
+            },
+        }),
+        "{d}"
+    );
+    // `replicas` is a Go pointer: an explicit 0 survives (it would default to 1 if dropped).
+    k.ok(
+        &[
+            "create",
+            "deployment",
+            "idle",
+            "-n",
+            "demo",
+            "--image=nginx",
+            "--replicas=0",
+        ],
+        None,
+    )
+    .await;
+    let idle = get(&["deployment", "idle", "-n", "demo"]).await;
+    assert_eq!(idle["spec"]["replicas"], 0, "{idle}");
+
+    k.ok(&["create", "serviceaccount", "robot", "-n", "demo"], None)
+        .await;
+    let sa = get(&["serviceaccount", "robot", "-n", "demo"]).await;
+    assert_eq!(sa["metadata"]["namespace"], "demo");
+
+    // Server-side dry run decodes the body but stores nothing.
+    let out = k
+        .ok(
+            &[
+                "create",
+                "secret",
+                "generic",
+                "t",
+                "-n",
+                "demo",
+                "--from-literal=x=y",
+                "--dry-run=server",
+            ],
+            None,
+        )
+        .await;
+    assert!(out.contains("(server dry run)"), "{out}");
+    let (ok, _, err) = k.run(&["get", "secret", "t", "-n", "demo"], None).await;
+    assert!(!ok && err.contains("NotFound"), "{err}");
+
+    // kubectl replaces with JSON; the protobuf-created object takes it like any other.
+    let manifest = k
+        .ok(
+            &[
+                "create",
+                "secret",
+                "generic",
+                "s",
+                "-n",
+                "demo",
+                "--from-literal=k=v2",
+                "--dry-run=client",
+                "-o",
+                "yaml",
+            ],
+            None,
+        )
+        .await;
+    k.ok(&["replace", "-f", "-"], Some(&manifest)).await;
+    let s = get(&["secret", "s", "-n", "demo"]).await;
+    assert_eq!(s["data"]["k"], "djI=", "{s}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn binary_prints_address_writes_kubeconfig_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();

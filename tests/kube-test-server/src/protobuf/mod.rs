@@ -82,21 +82,27 @@ pub fn decode_delete_options(body: &[u8], rt: &ResourceType, version: &str) -> A
 }
 
 fn decode_as(body: &[u8], rt: &ResourceType, version: &str, want: &str) -> ApiResult<Value> {
-    if rt.custom || (want != "DeleteOptions" && !decodable(rt, version)) {
+    let delete_options = want == "DeleteOptions";
+    if rt.custom || (!delete_options && !decodable(rt, version)) {
         return Err(ApiError::unsupported_media_type(MEDIA_TYPE));
     }
     let unrecognized = |why: &str| {
-        ApiError::bad_request(format!(
-            "the object provided is unrecognized (must be of type {want}): {why} ({})",
-            summarize(body)
-        ))
+        ApiError::bad_request(if delete_options {
+            // The delete handlers pass decoding errors through as they are.
+            why.to_string()
+        } else {
+            format!(
+                "the object provided is unrecognized (must be of type {want}): {why} ({})",
+                summarize(body)
+            )
+        })
     };
     let envelope = match body {
         [] => return Err(unrecognized("empty data")),
         b if !b.starts_with(&MAGIC) => {
-            return Err(unrecognized(&format!(
-                "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
-            )))
+            return Err(unrecognized(
+                "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]",
+            ))
         }
         [_, _, _, _] => return Err(unrecognized("empty body")),
         b => Unknown::decode(&b[MAGIC.len()..]).map_err(|e| unrecognized(&e.to_string()))?,
@@ -117,10 +123,18 @@ fn decode_as(body: &[u8], rt: &ResourceType, version: &str, want: &str) -> ApiRe
         .unwrap_or_default()
         .to_string();
     let cannot = |why: String| {
-        ApiError::bad_request(format!(
-            "{kind} in version {kind_version:?} cannot be handled as a {want}: {why}"
-        ))
+        ApiError::bad_request(if delete_options {
+            why
+        } else {
+            format!("{kind} in version {kind_version:?} cannot be handled as a {want}: {why}")
+        })
     };
+    if delete_options && kind != want {
+        // The real delete handler's answer when the body decodes to another kind.
+        return Err(ApiError::bad_request(
+            "decoded object cannot be converted to DeleteOptions",
+        ));
+    }
     let decode = decoder(&api_version, &kind).ok_or_else(|| {
         cannot(format!(
             "no kind {kind:?} is registered for version {api_version:?} in scheme \"pkg/api/legacyscheme/scheme.go:30\""
