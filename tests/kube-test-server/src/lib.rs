@@ -85,8 +85,8 @@
 //! - Protobuf request bodies: not for CustomResourceDefinitions (415; the real server takes
 //!   them). The messages are Kubernetes 1.35's (k8s-pb 0.9), the JSON model 1.34's: a body
 //!   setting a 1.35-only field (`PodSpec.workloadRef`, `podCertificate.userAnnotations`) is
-//!   answered 400. Fields newer than 1.35 are skipped unseen, as a real server skips unknown
-//!   protobuf fields.
+//!   answered 400, and so is one setting a field newer than 1.35 (by field number; a real
+//!   server skips unknown protobuf fields). Empty unknown fields are ignored.
 //! - CRD CEL cost estimates follow cel-go's estimator for literals, field selection, `has()`,
 //!   logical and comparison operators, the ternary, `in`, `+`, indexing, `size`, comprehensions
 //!   (`all`, `exists`, `map`, ...), `matches`, `contains`, `startsWith`, `endsWith`, `find`,

@@ -12,6 +12,7 @@ mod kinds;
 mod meta;
 mod pod;
 mod volumes;
+mod wire;
 
 use k8s_openapi::api::events::v1 as events;
 use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coordination, core::v1 as core};
@@ -40,8 +41,16 @@ where
     O: serde::Serialize,
 {
     let msg = P::decode(raw).map_err(|e| e.to_string())?;
+    if let Some(path) = wire::skipped(raw, &msg.encode_to_vec()) {
+        return Err(unknown_field(&path));
+    }
     let obj = msg.conv().map_err(|Refusal(m)| m)?;
     Ok(serde_json::to_value(obj).expect("k8s-openapi values serialize"))
+}
+
+/// A set field the k8s-pb messages lack (newer than Kubernetes 1.35): refused, not dropped.
+fn unknown_field(path: &str) -> String {
+    format!("protobuf field {path} is unknown to this server (its messages are Kubernetes 1.35's)")
 }
 
 fn decoder(api_version: &str, kind: &str) -> Option<Decoder> {
@@ -105,7 +114,14 @@ fn decode_as(body: &[u8], rt: &ResourceType, version: &str, want: &str) -> ApiRe
             ))
         }
         [_, _, _, _] => return Err(unrecognized("empty body")),
-        b => Unknown::decode(&b[MAGIC.len()..]).map_err(|e| unrecognized(&e.to_string()))?,
+        b => {
+            let b = &b[MAGIC.len()..];
+            let envelope = Unknown::decode(b).map_err(|e| unrecognized(&e.to_string()))?;
+            if let Some(path) = wire::skipped(b, &envelope.encode_to_vec()) {
+                return Err(unrecognized(&unknown_field(&path)));
+            }
+            envelope
+        }
     };
     let type_meta = envelope.type_meta.unwrap_or_default();
     // Missing parts default to the endpoint's (Go's copyKindDefaults).

@@ -466,3 +466,29 @@ fn delete_options_take_the_envelope_type() {
         })
     );
 }
+
+#[test]
+fn fields_newer_than_the_k8s_pb_messages_are_refused() {
+    // A ConfigMap whose metadata (field 1) carries a field 99 that ObjectMeta does not have.
+    let configmap = |extra: &[u8]| {
+        let mut m = meta("c", "demo").encode_to_vec();
+        m.extend(extra);
+        let mut raw = vec![0x0a, u8::try_from(m.len()).unwrap()];
+        raw.extend(m);
+        envelope("v1", "ConfigMap", raw)
+    };
+    let (code, msg) = err_of(decode(
+        &configmap(&[0x9a, 0x06, 0x01, b'x']),
+        &rt("", "configmaps"),
+        "v1",
+    ));
+    assert_eq!(code, 400);
+    assert_eq!(
+        msg,
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: protobuf field .1.99 is \
+         unknown to this server (its messages are Kubernetes 1.35's)"
+    );
+    // The same field left empty, as a newer Go client encodes an unset non-pointer field.
+    let obj = decode(&configmap(&[0x9a, 0x06, 0x00]), &rt("", "configmaps"), "v1").unwrap();
+    assert_eq!(obj["metadata"], json!({"name": "c", "namespace": "demo"}));
+}
