@@ -60,8 +60,8 @@
 //!   history), watch (see [`ServerOptions`]), `kubectl get` Tables, and metadata-only
 //!   (`PartialObjectMetadata[List]`) responses.
 //! - Request bodies: JSON, YAML, and `application/vnd.kubernetes.protobuf` (what kubectl's typed
-//!   `create namespace|secret|configmap|deployment|serviceaccount` send) for create, update and
-//!   DeleteOptions of the built-in kinds above except CRDs. Protobuf is decoded with k8s-pb and
+//!   `create namespace|secret|configmap|deployment|serviceaccount|service|pdb|role|...` send)
+//!   for create, update and DeleteOptions of the built-in kinds above except CRDs. Protobuf is decoded with k8s-pb and
 //!   stored as the JSON a Go client would have sent (Go's `omitempty` for non-pointer fields).
 //! - Writes: create (`generateName`), update (optimistic concurrency on `resourceVersion`),
 //!   merge / JSON / strategic merge patches, server-side apply with `managedFields` and
@@ -136,8 +136,8 @@ mod gofmt;
 mod http;
 mod openapi;
 mod patch;
-mod prune;
 mod protobuf;
+mod prune;
 mod registry;
 mod schema;
 mod selectors;

@@ -336,6 +336,83 @@ async fn kubectl_create_sends_protobuf_the_server_stores_json() {
     let sa = get(&["serviceaccount", "robot", "-n", "demo"]).await;
     assert_eq!(sa["metadata"]["namespace"], "demo");
 
+    // Services, PodDisruptionBudgets and RBAC come as protobuf too.
+    k.ok(
+        &[
+            "create",
+            "service",
+            "clusterip",
+            "web",
+            "-n",
+            "demo",
+            "--tcp=80:8080",
+        ],
+        None,
+    )
+    .await;
+    let svc = get(&["service", "web", "-n", "demo"]).await;
+    assert_eq!(
+        svc["spec"],
+        serde_json::json!({
+            "ports": [{"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}],
+            "selector": {"app": "web"},
+            "type": "ClusterIP",
+        }),
+        "{svc}"
+    );
+    k.ok(
+        &[
+            "create",
+            "pdb",
+            "web",
+            "-n",
+            "demo",
+            "--selector=app=web",
+            "--min-available=50%",
+        ],
+        None,
+    )
+    .await;
+    let pdb = get(&["pdb", "web", "-n", "demo"]).await;
+    assert_eq!(pdb["spec"]["minAvailable"], "50%", "{pdb}");
+    k.ok(
+        &[
+            "create",
+            "role",
+            "reader",
+            "-n",
+            "demo",
+            "--verb=get",
+            "--resource=secrets",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "create",
+            "rolebinding",
+            "reader",
+            "-n",
+            "demo",
+            "--role=reader",
+            "--serviceaccount=demo:robot",
+        ],
+        None,
+    )
+    .await;
+    let role = get(&["role", "reader", "-n", "demo"]).await;
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}])
+    );
+    let binding = get(&["rolebinding", "reader", "-n", "demo"]).await;
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "robot", "namespace": "demo"}])
+    );
+    assert_eq!(binding["roleRef"]["name"], "reader");
+
     // Server-side dry run decodes the body but stores nothing.
     let out = k
         .ok(

@@ -155,6 +155,23 @@ impl Conv<Option<Time>> for Option<pb_meta::Time> {
     }
 }
 
+/// Required times (`conditions[].lastTransitionTime`, PodDisruptionBudget `disruptedPods`
+/// values): the JSON model has no null for them.
+impl Conv<Time> for Option<pb_meta::Time> {
+    fn conv(self) -> Converted<Time> {
+        let t: Option<Time> = self.conv()?;
+        t.ok_or_else(|| {
+            Refusal("a required Time (lastTransitionTime, disruptedPods) is not set".into())
+        })
+    }
+}
+
+impl Conv<Time> for pb_meta::Time {
+    fn conv(self) -> Converted<Time> {
+        Some(self).conv()
+    }
+}
+
 impl Conv<Option<MicroTime>> for Option<pb_meta::MicroTime> {
     fn conv(self) -> Converted<Option<MicroTime>> {
         let Some(pb_meta::MicroTime { seconds, nanos }) = self else {

@@ -1,4 +1,5 @@
-//! apimachinery `meta/v1` messages: object metadata, label selectors, DeleteOptions.
+//! apimachinery `meta/v1` messages: object metadata, label selectors, conditions,
+//! DeleteOptions.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as pb_meta;
@@ -31,5 +32,9 @@ convert! {
     }
     pb_meta::LabelSelectorRequirement => meta::LabelSelectorRequirement {
         key, operator, values
+    }
+    pb_meta::Condition => meta::Condition {
+        status, observed_generation, last_transition_time, reason, message
+        ; renamed: type_ = r#type
     }
 }

@@ -1,5 +1,5 @@
-//! `application/vnd.kubernetes.protobuf` request bodies for the built-in kinds (what kubectl
-//! sends for `kubectl create namespace|secret|configmap|deployment|serviceaccount`).
+//! `application/vnd.kubernetes.protobuf` request bodies for the built-in kinds except CRDs (what
+//! kubectl's typed `create namespace|secret|configmap|deployment|service|role|...` send).
 //!
 //! The wire form (k8s.io/apimachinery `runtime/serializer/protobuf`): the magic `k8s\0`, then a
 //! `runtime.Unknown` message whose `typeMeta` names the kind and whose `raw` is the object's own
@@ -11,14 +11,17 @@ mod convert;
 mod kinds;
 mod meta;
 mod pod;
+mod services_rbac;
 mod volumes;
 mod wire;
 
 use k8s_openapi::api::events::v1 as events;
 use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coordination, core::v1 as core};
+use k8s_openapi::api::{networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta_v1;
 use k8s_pb::api::events::v1 as pb_events;
 use k8s_pb::api::{apps::v1 as pb_apps, coordination::v1 as pb_coordination, core::v1 as pb_core};
+use k8s_pb::api::{networking::v1 as pb_networking, policy::v1 as pb_policy, rbac::v1 as pb_rbac};
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as pb_meta;
 use k8s_pb::apimachinery::pkg::runtime::Unknown;
 use prost::Message;
@@ -67,6 +70,23 @@ fn decoder(api_version: &str, kind: &str) -> Option<Decoder> {
         ("apps/v1", "Deployment") => object::<pb_apps::Deployment, apps::Deployment>,
         ("apps/v1", "StatefulSet") => object::<pb_apps::StatefulSet, apps::StatefulSet>,
         ("apps/v1", "DaemonSet") => object::<pb_apps::DaemonSet, apps::DaemonSet>,
+        ("v1", "Service") => object::<pb_core::Service, core::Service>,
+        ("policy/v1", "PodDisruptionBudget") => {
+            object::<pb_policy::PodDisruptionBudget, policy::PodDisruptionBudget>
+        }
+        ("networking.k8s.io/v1", "NetworkPolicy") => {
+            object::<pb_networking::NetworkPolicy, networking::NetworkPolicy>
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => object::<pb_rbac::Role, rbac::Role>,
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+            object::<pb_rbac::ClusterRole, rbac::ClusterRole>
+        }
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+            object::<pb_rbac::RoleBinding, rbac::RoleBinding>
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            object::<pb_rbac::ClusterRoleBinding, rbac::ClusterRoleBinding>
+        }
         // Registered in every group version, like on the real server.
         (_, "DeleteOptions") => object::<pb_meta::DeleteOptions, meta_v1::DeleteOptions>,
         _ => return None,
