@@ -1127,6 +1127,51 @@ async fn kubectl_refuses_an_external_secret_over_the_documented_limits() {
     k.server.shutdown().await;
 }
 
+/// `helm install --create-namespace` and `helm uninstall` against the test server, as a user
+/// runs them: the CRDs are accepted and installed first, the release is stored, and uninstall
+/// removes the workload but keeps the CRDs (Helm never deletes them).
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_installs_and_uninstalls_on_the_test_server() {
+    let k = Kubectl::start().await;
+    let kubeconfig = k.dir.path().join("kubeconfig");
+    let helm_run = |args: Vec<&'static str>| {
+        let mut cmd = helm();
+        cmd.env("KUBECONFIG", &kubeconfig).args(&args);
+        async move {
+            let out = tokio::task::spawn_blocking(move || run(cmd))
+                .await
+                .expect("helm task");
+            assert!(
+                out.status.success(),
+                "helm {args:?} failed:\n{}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+    };
+    helm_run(vec![
+        "install",
+        "arnsync",
+        "charts/arnsync",
+        "--namespace",
+        NAMESPACE,
+        "--create-namespace",
+    ])
+    .await;
+    let crds = k.ok(&["get", "crd", "-o", "name"]).await;
+    assert_eq!(crds.matches("arnsync.io").count(), 3, "{crds}");
+    k.ok(&["get", "deployment", "arnsync", "-n", NAMESPACE])
+        .await;
+    helm_run(vec!["uninstall", "arnsync", "--namespace", NAMESPACE]).await;
+    let deployments = k
+        .ok(&["get", "deployments", "-n", NAMESPACE, "-o", "name"])
+        .await;
+    assert!(deployments.trim().is_empty(), "{deployments}");
+    let crds = k.ok(&["get", "crd", "-o", "name"]).await;
+    assert_eq!(crds.matches("arnsync.io").count(), 3, "CRDs kept: {crds}");
+    k.server.shutdown().await;
+}
+
 /// The binary parses the arguments every rendering passes (flag names and values: durations,
 /// addresses, log format): `arnsync <rendered args> --help` parses everything before `--help`
 /// and exits 0 only when all of it is valid.
