@@ -869,6 +869,22 @@ impl Kubectl {
         }
     }
 
+    /// A server with arnsync's CRDs installed from crds/arnsync.io.yaml.
+    async fn with_arnsync_crds() -> Kubectl {
+        let k = Kubectl::start().await;
+        let crds = std::fs::read_to_string(root().join("crds/arnsync.io.yaml")).expect("CRDs");
+        k.apply("crds.yaml", &documents(&crds).iter().collect::<Vec<_>>())
+            .await;
+        k
+    }
+
+    /// Writes `manifest` into the scratch folder; returns its path.
+    fn file(&self, name: &str, manifest: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, manifest).expect("write manifest");
+        path.display().to_string()
+    }
+
     /// Runs kubectl; panics with its output when it fails.
     async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
@@ -1040,10 +1056,7 @@ async fn every_rendering_installs_crds_first() {
 /// validation), naming the field, as a real API server refuses it; nothing is stored.
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_refuses_an_eso_shaped_store_naming_the_unknown_field() {
-    let k = Kubectl::start().await;
-    let crds = std::fs::read_to_string(root().join("crds/arnsync.io.yaml")).expect("CRDs");
-    k.apply("crds.yaml", &documents(&crds).iter().collect::<Vec<_>>())
-        .await;
+    let k = Kubectl::with_arnsync_crds().await;
     let store = "\
 apiVersion: arnsync.io/v1alpha1
 kind: SecretStore
@@ -1052,9 +1065,7 @@ spec:
   provider:
     aws: {service: SecretsManager, region: eu-west-1}
 ";
-    let path = k.dir.path().join("store.yaml");
-    std::fs::write(&path, store).expect("write store");
-    let file = path.display().to_string();
+    let file = k.file("store.yaml", store);
     // Client-side apply gets the strict decoding error; server-side apply the typed-patch
     // error a real server gives for a field its schema does not declare.
     for (args, expected) in [
@@ -1081,10 +1092,7 @@ spec:
 /// one character too long, is refused at `kubectl apply` with the field and the limit.
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_refuses_an_external_secret_over_the_documented_limits() {
-    let k = Kubectl::start().await;
-    let crds = std::fs::read_to_string(root().join("crds/arnsync.io.yaml")).expect("CRDs");
-    k.apply("crds.yaml", &documents(&crds).iter().collect::<Vec<_>>())
-        .await;
+    let k = Kubectl::with_arnsync_crds().await;
     let es = |entries: usize, key_len: usize| {
         let data: Vec<String> = (0..entries)
             .map(|i| {
@@ -1109,21 +1117,16 @@ async fn kubectl_refuses_an_external_secret_over_the_documented_limits() {
             "spec.data[0].remoteRef.key: Too long: may not be more than 2048 bytes",
         ),
     ] {
-        let path = k.dir.path().join("es.yaml");
-        std::fs::write(&path, manifest).expect("write");
-        let out = k
-            .run(&["apply", "--server-side", "-f", &path.display().to_string()])
-            .await;
+        let file = k.file("es.yaml", &manifest);
+        let out = k.run(&["apply", "--server-side", "-f", &file]).await;
         let stderr = text(&out.stderr);
         assert!(
             !out.status.success() && stderr.contains(expected),
             "{stderr}"
         );
     }
-    let path = k.dir.path().join("es.yaml");
-    std::fs::write(&path, es(1000, 2048)).expect("write");
-    k.ok(&["apply", "--server-side", "-f", &path.display().to_string()])
-        .await;
+    let file = k.file("es.yaml", &es(1000, 2048));
+    k.ok(&["apply", "--server-side", "-f", &file]).await;
     k.server.shutdown().await;
 }
 

@@ -33,6 +33,17 @@ struct Kubectl {
 }
 
 impl Kubectl {
+    /// kubectl pointed at `server`, with a kubeconfig and cache in `dir`.
+    fn for_server(server: &TestServer, dir: &tempfile::TempDir) -> Kubectl {
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).unwrap();
+        Kubectl {
+            bin: kubectl_path(),
+            kubeconfig,
+            cache: dir.path().join("cache"),
+        }
+    }
+
     async fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         use tokio::io::AsyncWriteExt;
         let mut cmd = tokio::process::Command::new(&self.bin);
@@ -111,16 +122,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_drives_the_server() {
-    let bin = kubectl_path();
     let server = TestServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    let k = Kubectl {
-        bin,
-        kubeconfig,
-        cache: dir.path().join("cache"),
-    };
+    let k = Kubectl::for_server(&server, &dir);
     let client = server.client();
 
     // Server-side apply of a Deployment and a Secret.
@@ -220,13 +224,7 @@ async fn kubectl_drives_the_server() {
 async fn kubectl_create_sends_protobuf_the_server_stores_json() {
     let server = TestServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    let k = Kubectl {
-        bin: kubectl_path(),
-        kubeconfig,
-        cache: dir.path().join("cache"),
-    };
+    let k = Kubectl::for_server(&server, &dir);
     let get = |args: &'static [&'static str]| {
         let k = &k;
         async move {
@@ -540,16 +538,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_refuses_fields_the_crd_does_not_declare() {
-    let bin = kubectl_path();
     let server = TestServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    let k = Kubectl {
-        bin,
-        kubeconfig,
-        cache: dir.path().join("cache"),
-    };
+    let k = Kubectl::for_server(&server, &dir);
     k.ok(&["apply", "-f", "-"], Some(STORE_CRD)).await;
     k.ok(
         &[
