@@ -5,12 +5,14 @@ mod hash;
 pub mod keys;
 mod plan;
 pub mod property;
+mod spec;
 pub mod template;
 #[cfg(test)]
 mod tests;
 
 pub use hash::data_hash;
 pub use plan::{
-    plan, written_by, Action, Fetched, Plan, PlanError, PlanInput, HASH_ANNOTATION, MANAGED_LABEL,
+    plan, written_by, Action, Plan, PlanError, PlanInput, HASH_ANNOTATION, MANAGED_LABEL,
     MAX_SECRET_BYTES, OWNER_ANNOTATION,
 };
+pub use spec::{validate, DataFrom, Read, ReadFrom, Reads, ValidSpec};

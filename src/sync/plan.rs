@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use k8s_openapi::ByteString;
 use kube::Resource;
 
+use super::spec::{Read, ReadFrom, Reads, ValidSpec};
 use super::{data_hash, keys, property, template};
 use crate::api::{CreationPolicy, DeletionPolicy, ExternalSecret, Service, SourceStatus};
 use crate::source::{SourceError, Value};
@@ -19,22 +20,11 @@ pub const OWNER_ANNOTATION: &str = "arnsync.io/external-secret";
 /// Annotation holding the hash of the data arnsync wrote.
 pub const HASH_ANNOTATION: &str = "arnsync.io/data-hash";
 
-/// What the source layer returned for one `data[]` or `dataFrom[]` entry.
-#[derive(Debug, Clone)]
-pub enum Fetched {
-    One(Value),
-    Many(Vec<Value>),
-    /// The remote secret or parameter does not exist (any other error stops before `plan`).
-    Gone(SourceError),
-}
-
 #[derive(Debug)]
 pub struct PlanInput<'a> {
-    pub es: &'a ExternalSecret,
-    /// One per `spec.data` entry, in order.
-    pub data: Vec<Fetched>,
-    /// One per `spec.dataFrom` entry, in order.
-    pub data_from: Vec<Fetched>,
+    pub spec: &'a ValidSpec<'a>,
+    /// What was read for each entry of `spec`.
+    pub reads: Reads<'a>,
     /// The target Secret as it is now.
     pub existing: Option<&'a Secret>,
 }
@@ -108,12 +98,8 @@ fn origin(field: &str, index: usize, service: Service, key: &str) -> String {
 }
 
 pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
-    let es = input.es;
-    let who = format!(
-        "ExternalSecret {}/{}",
-        es.metadata.namespace.as_deref().unwrap_or_default(),
-        es.metadata.name.as_deref().unwrap_or_default()
-    );
+    let es = input.spec.es;
+    let who = input.spec.who.as_str();
     let target = es.target_name();
     let spec = &es.spec;
 
@@ -131,21 +117,20 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
         Ok(())
     };
 
-    for (i, (item, fetched)) in spec.data.iter().zip(&input.data).enumerate() {
+    for (i, (item, read)) in input.reads.data.iter().enumerate() {
         let r = &item.remote_ref;
         let from = origin("data", i, r.service(), &r.key);
-        let v = match fetched {
-            Fetched::One(v) => v,
-            Fetched::Gone(e) => {
+        let v = match read {
+            Read::Value(v) => v,
+            Read::Gone(e) => {
                 gone.push(e);
                 continue;
             }
-            Fetched::Many(_) => unreachable!("data entries fetch one value"),
         };
         used.push(v);
         let raw = match &r.property {
             Some(p) => {
-                property::property(&v.data.0, p).map_err(|e| property_error(&who, &from, e))?
+                property::property(&v.data.0, p).map_err(|e| property_error(who, &from, e))?
             }
             None => v.data.0.clone(),
         };
@@ -154,18 +139,25 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
         insert(item.secret_key.clone(), bytes, from)?;
     }
 
-    for (i, (item, fetched)) in spec.data_from.iter().zip(&input.data_from).enumerate() {
-        match (fetched, &item.extract, &item.find) {
-            (Fetched::Gone(e), _, _) => gone.push(e),
-            (Fetched::One(v), Some(r), _) => {
+    for (i, read) in input.reads.data_from.iter().enumerate() {
+        match read {
+            ReadFrom::Extract {
+                read: Read::Gone(e),
+                ..
+            } => gone.push(e),
+            ReadFrom::Extract {
+                remote: r,
+                rewrite,
+                read: Read::Value(v),
+            } => {
                 used.push(v);
                 let from = origin("dataFrom", i, r.service(), &r.key);
                 let wanted = r.property.as_deref().unwrap_or("(all fields)");
                 let doc = property::parse_json(&v.data.0, wanted)
-                    .map_err(|e| property_error(&who, &from, e))?;
+                    .map_err(|e| property_error(who, &from, e))?;
                 let obj = match &r.property {
                     Some(p) => property::lookup(&doc, p).ok_or_else(|| {
-                        property_error(&who, &from, property::PropertyError::Missing(p.clone()))
+                        property_error(who, &from, property::PropertyError::Missing(p.clone()))
                     })?,
                     None => &doc,
                 };
@@ -175,7 +167,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
                     ))
                 })?;
                 for (field, fv) in obj {
-                    let key = keys::rewrite(field, &item.rewrite)
+                    let key = keys::rewrite(field, rewrite)
                         .map_err(|e| PlanError::InvalidKey(format!("{who}: {from}: {e}")))?;
                     let bytes = property::decode(
                         property::json_to_bytes(fv),
@@ -187,7 +179,11 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
                     insert(key, bytes, format!("{from} field {field:?}"))?;
                 }
             }
-            (Fetched::Many(vs), _, Some(f)) => {
+            ReadFrom::Find {
+                find: f,
+                rewrite,
+                values: vs,
+            } => {
                 let what = f
                     .path
                     .clone()
@@ -196,7 +192,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
                 let from = origin("dataFrom", i, f.service(), &what);
                 for v in vs {
                     used.push(v);
-                    let key = keys::rewrite(&v.name, &item.rewrite)
+                    let key = keys::rewrite(&v.name, rewrite)
                         .map_err(|e| PlanError::InvalidKey(format!("{who}: {from}: {e}")))?;
                     let key = keys::sanitize_path(&key);
                     let bytes =
@@ -207,15 +203,12 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
                     insert(key, bytes, format!("{from} {:?}", v.name))?;
                 }
             }
-            _ => unreachable!(
-                "dataFrom entries are validated to hold exactly one of extract and find"
-            ),
         }
     }
 
     let sources = source_statuses(&used);
     let ours = input.existing.filter(|s| written_by(s, es));
-    check_target(&who, &target, es, input.existing)?;
+    check_target(who, &target, es, input.existing)?;
 
     if let Some(first) = gone.first() {
         let all = gone
