@@ -223,3 +223,37 @@ pub fn error_policy(obj: Arc<DynamicObject>, err: &Error, ctx: Arc<Context>) -> 
     tracing::warn!(workload = %obj.name_any(), error = %err, "workload reconcile failed");
     Action::requeue(ctx.backoff.next(&obj.uid().unwrap_or_default()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rollout_trigger_goes_on_the_pod_template_the_kind_names() {
+        let hashes = BTreeMap::from([("db".to_string(), "aaaaaaaaaaaa".to_string())]);
+        let deployment = KINDS[0];
+        let body = apply_body(&deployment, "app", "web", "fp", &hashes, true);
+        assert_eq!(body["apiVersion"], "apps/v1");
+        assert_eq!(
+            body["spec"]["template"]["metadata"]["annotations"][VERSIONS_ANNOTATION],
+            "fp"
+        );
+        assert_eq!(body["metadata"]["annotations"][VERSIONS_ANNOTATION], "fp");
+        let nested = WorkloadKind {
+            kind: "CronJob",
+            group: "batch",
+            version: "v1",
+            plural: "cronjobs",
+            template: "/spec/jobTemplate/spec/template",
+            optional: false,
+        };
+        let body = apply_body(&nested, "app", "job", "fp", &hashes, true);
+        assert_eq!(
+            body["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]
+                [VERSIONS_ANNOTATION],
+            "fp"
+        );
+        let record = apply_body(&deployment, "app", "web", "fp", &hashes, false);
+        assert!(record.get("spec").is_none(), "a record rolls nothing");
+    }
+}
