@@ -5,15 +5,37 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
+use futures::StreamExt;
 use kube::runtime::controller::Action;
+use kube::runtime::{watcher, Controller};
 use kube::{Api, Resource, ResourceExt};
 
 use super::error::{Error, SyncError};
 use super::store::{resolve_cluster_store, resolve_secret_store, ResolvedStore};
-use super::{publish_status, Context};
+use super::{publish_status, Context, Shutdown};
 use crate::api::{
     set_condition, ClusterSecretStore, Condition, ConditionStatus, SecretStore, StoreStatus,
 };
+
+/// The SecretStore controller, and the ClusterSecretStore one unless arnsync runs for one
+/// namespace (namespaced RBAC only).
+pub(super) async fn controllers(ctx: &Arc<Context>, shutdown: Shutdown) {
+    let stores = Controller::new(ctx.api::<SecretStore>(), watcher::Config::default())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile_store, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+    if ctx.options.namespace.is_some() {
+        return stores.await;
+    }
+    let cluster_stores = Controller::new(
+        Api::<ClusterSecretStore>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile_cluster_store, error_policy, ctx.clone())
+    .for_each(|_| futures::future::ready(()));
+    futures::join!(stores, cluster_stores);
+}
 
 /// How often a healthy store is checked again.
 const RECHECK: Duration = Duration::from_secs(600);
@@ -36,7 +58,7 @@ pub async fn reconcile_cluster_store(
 
 pub fn error_policy<K: ResourceExt>(store: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(object = %store.name_any(), error = %err, "store reconcile failed");
-    Action::requeue(ctx.backoff(&store.uid().unwrap_or_default()))
+    Action::requeue(ctx.backoff.next(&store.uid().unwrap_or_default()))
 }
 
 async fn check<K>(
@@ -71,7 +93,7 @@ where
     let (state, reason, message, action) = match &outcome {
         Ok((display, arn)) => {
             status.identity = Some(arn.clone());
-            ctx.forget_failures(&key);
+            ctx.backoff.forget(&key);
             (
                 ConditionStatus::True,
                 "StoreValid".to_string(),
@@ -83,7 +105,7 @@ where
             ConditionStatus::False,
             e.reason().to_string(),
             e.to_string(),
-            Action::requeue(ctx.backoff(&key)),
+            Action::requeue(ctx.backoff.next(&key)),
         ),
     };
     let ready = Condition {

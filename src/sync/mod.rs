@@ -5,12 +5,15 @@ mod hash;
 pub mod keys;
 mod plan;
 pub mod property;
+mod secret;
+mod spec;
 pub mod template;
+#[cfg(test)]
+mod test_input;
 #[cfg(test)]
 mod tests;
 
 pub use hash::data_hash;
-pub use plan::{
-    plan, written_by, Action, Fetched, Plan, PlanError, PlanInput, HASH_ANNOTATION, MANAGED_LABEL,
-    MAX_SECRET_BYTES, OWNER_ANNOTATION,
-};
+pub use plan::{plan, Action, Plan, PlanError, PlanInput, MAX_SECRET_BYTES};
+pub use secret::{written_by, HASH_ANNOTATION, MANAGED_LABEL, OWNER_ANNOTATION};
+pub use spec::{validate, DataFrom, Read, ReadFrom, Reads, ValidSpec};

@@ -4,37 +4,18 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::ByteString;
-use kube::Resource;
 
+use super::secret::{check_target, desired_secret, differs, written_by};
+use super::spec::{Read, ReadFrom, Reads, ValidSpec};
 use super::{data_hash, keys, property, template};
-use crate::api::{CreationPolicy, DeletionPolicy, ExternalSecret, Service, SourceStatus};
+use crate::api::{CreationPolicy, DeletionPolicy, Service, SourceStatus};
 use crate::source::{SourceError, Value};
-
-/// Label on every Secret arnsync writes; the operator watches Secrets by it.
-pub const MANAGED_LABEL: &str = "arnsync.io/managed";
-/// Annotation naming the ExternalSecret (same namespace) that writes the Secret.
-pub const OWNER_ANNOTATION: &str = "arnsync.io/external-secret";
-/// Annotation holding the hash of the data arnsync wrote.
-pub const HASH_ANNOTATION: &str = "arnsync.io/data-hash";
-
-/// What the source layer returned for one `data[]` or `dataFrom[]` entry.
-#[derive(Debug, Clone)]
-pub enum Fetched {
-    One(Value),
-    Many(Vec<Value>),
-    /// The remote secret or parameter does not exist (any other error stops before `plan`).
-    Gone(SourceError),
-}
 
 #[derive(Debug)]
 pub struct PlanInput<'a> {
-    pub es: &'a ExternalSecret,
-    /// One per `spec.data` entry, in order.
-    pub data: Vec<Fetched>,
-    /// One per `spec.dataFrom` entry, in order.
-    pub data_from: Vec<Fetched>,
+    pub spec: &'a ValidSpec<'a>,
+    /// What was read for each entry of `spec`.
+    pub reads: Reads<'a>,
     /// The target Secret as it is now.
     pub existing: Option<&'a Secret>,
 }
@@ -108,12 +89,8 @@ fn origin(field: &str, index: usize, service: Service, key: &str) -> String {
 }
 
 pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
-    let es = input.es;
-    let who = format!(
-        "ExternalSecret {}/{}",
-        es.metadata.namespace.as_deref().unwrap_or_default(),
-        es.metadata.name.as_deref().unwrap_or_default()
-    );
+    let es = input.spec.es;
+    let who = input.spec.who.as_str();
     let target = es.target_name();
     let spec = &es.spec;
 
@@ -131,21 +108,20 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
         Ok(())
     };
 
-    for (i, (item, fetched)) in spec.data.iter().zip(&input.data).enumerate() {
+    for (i, (item, read)) in input.reads.data.iter().enumerate() {
         let r = &item.remote_ref;
         let from = origin("data", i, r.service(), &r.key);
-        let v = match fetched {
-            Fetched::One(v) => v,
-            Fetched::Gone(e) => {
+        let v = match read {
+            Read::Value(v) => v,
+            Read::Gone(e) => {
                 gone.push(e);
                 continue;
             }
-            Fetched::Many(_) => unreachable!("data entries fetch one value"),
         };
         used.push(v);
         let raw = match &r.property {
             Some(p) => {
-                property::property(&v.data.0, p).map_err(|e| property_error(&who, &from, e))?
+                property::property(&v.data.0, p).map_err(|e| property_error(who, &from, e))?
             }
             None => v.data.0.clone(),
         };
@@ -154,18 +130,25 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
         insert(item.secret_key.clone(), bytes, from)?;
     }
 
-    for (i, (item, fetched)) in spec.data_from.iter().zip(&input.data_from).enumerate() {
-        match (fetched, &item.extract, &item.find) {
-            (Fetched::Gone(e), _, _) => gone.push(e),
-            (Fetched::One(v), Some(r), _) => {
+    for (i, read) in input.reads.data_from.iter().enumerate() {
+        match read {
+            ReadFrom::Extract {
+                read: Read::Gone(e),
+                ..
+            } => gone.push(e),
+            ReadFrom::Extract {
+                remote: r,
+                rewrite,
+                read: Read::Value(v),
+            } => {
                 used.push(v);
                 let from = origin("dataFrom", i, r.service(), &r.key);
                 let wanted = r.property.as_deref().unwrap_or("(all fields)");
                 let doc = property::parse_json(&v.data.0, wanted)
-                    .map_err(|e| property_error(&who, &from, e))?;
+                    .map_err(|e| property_error(who, &from, e))?;
                 let obj = match &r.property {
                     Some(p) => property::lookup(&doc, p).ok_or_else(|| {
-                        property_error(&who, &from, property::PropertyError::Missing(p.clone()))
+                        property_error(who, &from, property::PropertyError::Missing(p.clone()))
                     })?,
                     None => &doc,
                 };
@@ -175,7 +158,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
                     ))
                 })?;
                 for (field, fv) in obj {
-                    let key = keys::rewrite(field, &item.rewrite)
+                    let key = keys::rewrite(field, rewrite)
                         .map_err(|e| PlanError::InvalidKey(format!("{who}: {from}: {e}")))?;
                     let bytes = property::decode(
                         property::json_to_bytes(fv),
@@ -187,7 +170,11 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
                     insert(key, bytes, format!("{from} field {field:?}"))?;
                 }
             }
-            (Fetched::Many(vs), _, Some(f)) => {
+            ReadFrom::Find {
+                find: f,
+                rewrite,
+                values: vs,
+            } => {
                 let what = f
                     .path
                     .clone()
@@ -196,7 +183,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
                 let from = origin("dataFrom", i, f.service(), &what);
                 for v in vs {
                     used.push(v);
-                    let key = keys::rewrite(&v.name, &item.rewrite)
+                    let key = keys::rewrite(&v.name, rewrite)
                         .map_err(|e| PlanError::InvalidKey(format!("{who}: {from}: {e}")))?;
                     let key = keys::sanitize_path(&key);
                     let bytes =
@@ -207,15 +194,12 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
                     insert(key, bytes, format!("{from} {:?}", v.name))?;
                 }
             }
-            _ => unreachable!(
-                "dataFrom entries are validated to hold exactly one of extract and find"
-            ),
         }
     }
 
     let sources = source_statuses(&used);
     let ours = input.existing.filter(|s| written_by(s, es));
-    check_target(&who, &target, es, input.existing)?;
+    check_target(who, &target, es, input.existing)?;
 
     if let Some(first) = gone.first() {
         let all = gone
@@ -333,153 +317,4 @@ fn source_statuses(used: &[&Value]) -> Vec<SourceStatus> {
     out.sort();
     out.dedup();
     out
-}
-
-/// True when `secret` carries this ExternalSecret's ownership annotation.
-pub fn written_by(secret: &Secret, es: &ExternalSecret) -> bool {
-    secret
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(OWNER_ANNOTATION))
-        .is_some_and(|n| Some(n) == es.metadata.name.as_ref())
-}
-
-/// Refuses to take over a Secret that someone else owns, and to create one that Merge expects.
-fn check_target(
-    who: &str,
-    target: &str,
-    es: &ExternalSecret,
-    existing: Option<&Secret>,
-) -> Result<(), PlanError> {
-    let policy = es.spec.target.creation_policy;
-    let Some(current) = existing else {
-        if policy == CreationPolicy::Merge {
-            return Err(PlanError::TargetNotFound(format!(
-                "{who}: Secret {target} does not exist; creationPolicy Merge only adds keys to an existing Secret: create it first, or use creationPolicy Owner"
-            )));
-        }
-        return Ok(());
-    };
-    let writer = current
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(OWNER_ANNOTATION));
-    if policy != CreationPolicy::Merge {
-        match writer {
-            Some(n) if Some(n) == es.metadata.name.as_ref() => {}
-            Some(other) => {
-                return Err(PlanError::TargetConflict(format!(
-                    "{who}: Secret {target} is already written by ExternalSecret {other}; give one of them another target.name"
-                )))
-            }
-            None => {
-                return Err(PlanError::TargetConflict(format!(
-                    "{who}: Secret {target} exists and was not created by arnsync; to add keys to it use creationPolicy Merge, or delete it to let arnsync create it"
-                )))
-            }
-        }
-        let want = es
-            .spec
-            .target
-            .template
-            .as_ref()
-            .and_then(|t| t.type_.clone())
-            .unwrap_or_else(|| "Opaque".into());
-        let have = current.type_.clone().unwrap_or_else(|| "Opaque".into());
-        if want != have {
-            return Err(PlanError::TargetConflict(format!(
-                "{who}: Secret {target} has type {have} and target.template.type asks for {want}; a Secret's type cannot change: delete the Secret to let arnsync recreate it"
-            )));
-        }
-    } else if let Some(other) = writer.filter(|n| Some(*n) != es.metadata.name.as_ref()) {
-        return Err(PlanError::TargetConflict(format!(
-            "{who}: Secret {target} is already written by ExternalSecret {other}; merge into a different Secret"
-        )));
-    }
-    Ok(())
-}
-
-fn desired_secret(
-    es: &ExternalSecret,
-    target: &str,
-    data: &BTreeMap<String, Vec<u8>>,
-    hash: &str,
-) -> Secret {
-    let policy = es.spec.target.creation_policy;
-    let template = es.spec.target.template.as_ref();
-    let meta = template
-        .and_then(|t| t.metadata.clone())
-        .unwrap_or_default();
-    let mut labels = meta.labels;
-    labels.insert("app.kubernetes.io/managed-by".into(), "arnsync".into());
-    labels.insert(MANAGED_LABEL.into(), "true".into());
-    let mut annotations = meta.annotations;
-    annotations.insert(
-        OWNER_ANNOTATION.into(),
-        es.metadata.name.clone().unwrap_or_default(),
-    );
-    annotations.insert(HASH_ANNOTATION.into(), hash.into());
-    let owner_references = (policy == CreationPolicy::Owner).then(|| {
-        vec![OwnerReference {
-            api_version: ExternalSecret::api_version(&()).into_owned(),
-            kind: ExternalSecret::kind(&()).into_owned(),
-            name: es.metadata.name.clone().unwrap_or_default(),
-            uid: es.metadata.uid.clone().unwrap_or_default(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }]
-    });
-    let type_ = (policy != CreationPolicy::Merge).then(|| {
-        template
-            .and_then(|t| t.type_.clone())
-            .unwrap_or_else(|| "Opaque".into())
-    });
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(target.into()),
-            namespace: es.metadata.namespace.clone(),
-            labels: Some(labels),
-            annotations: Some(annotations),
-            owner_references,
-            ..Default::default()
-        },
-        type_,
-        data: Some(
-            data.iter()
-                .map(|(k, v)| (k.clone(), ByteString(v.clone())))
-                .collect(),
-        ),
-        ..Default::default()
-    }
-}
-
-/// True when applying `desired` would change `current`.
-fn differs(current: &Secret, desired: &Secret) -> bool {
-    let subset = |want: &Option<BTreeMap<String, String>>,
-                  have: &Option<BTreeMap<String, String>>| {
-        want.iter()
-            .flatten()
-            .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
-    };
-    let data_same = desired
-        .data
-        .iter()
-        .flatten()
-        .all(|(k, v)| current.data.as_ref().and_then(|d| d.get(k)) == Some(v));
-    let owners_same = desired.metadata.owner_references.iter().flatten().all(|o| {
-        current
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|c| c.uid == o.uid && c.controller == o.controller)
-    });
-    let type_same = desired.type_.is_none() || desired.type_ == current.type_;
-    !(data_same
-        && owners_same
-        && type_same
-        && subset(&desired.metadata.labels, &current.metadata.labels)
-        && subset(&desired.metadata.annotations, &current.metadata.annotations))
 }

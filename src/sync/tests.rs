@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use serde_json::json;
 
+use super::test_input::{plan, Fetched, PlanInput};
 use super::*;
 use crate::api::ExternalSecret;
 use crate::source::{ErrorKind, SecretBytes, Service, SourceError, Value};

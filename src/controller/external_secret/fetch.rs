@@ -1,0 +1,109 @@
+//! Fetch: every value a validated spec names, read in parallel through the source layer.
+
+use futures::future::join_all;
+
+use super::watch::Pins;
+use crate::api::{FindRef, RemoteRef, Service};
+use crate::controller::SyncError;
+use crate::source::{ErrorKind, Fetch, Find, Selector, Source, SourceError};
+use crate::sync::{DataFrom, Read, ReadFrom, Reads, ValidSpec};
+
+/// Reads `data[]` and `dataFrom[]`, each entry with what was read for it. A remote that does
+/// not exist is a [`Read::Gone`] for `plan`; any other error stops the sync.
+pub(super) async fn read_all<'a>(
+    spec: &ValidSpec<'a>,
+    source: &dyn Source,
+    pins: &Pins<'_>,
+) -> Result<Reads<'a>, SyncError> {
+    let data = join_all(
+        spec.data
+            .iter()
+            .map(|d| async move { get(source, &d.remote_ref, pins).await.map(|read| (d, read)) }),
+    );
+    let data_from = join_all(spec.data_from.iter().map(|d| async move {
+        match *d {
+            DataFrom::Extract { remote, rewrite } => {
+                get(source, remote, pins)
+                    .await
+                    .map(|read| ReadFrom::Extract {
+                        remote,
+                        rewrite,
+                        read,
+                    })
+            }
+            DataFrom::Find { find, rewrite } => {
+                source
+                    .find(&find_of(find))
+                    .await
+                    .map(|values| ReadFrom::Find {
+                        find,
+                        rewrite,
+                        values,
+                    })
+            }
+        }
+    }));
+    let (data, data_from) = futures::join!(data, data_from);
+    let failed = SyncError::from_source(&spec.who);
+    Ok(Reads {
+        data: data
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(&failed)?,
+        data_from: data_from
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(&failed)?,
+    })
+}
+
+/// One value, at the version `pins` holds for it when there is one.
+async fn get(source: &dyn Source, r: &RemoteRef, pins: &Pins<'_>) -> Result<Read, SourceError> {
+    match source.get(&pins.fetch(r)).await {
+        Ok(v) => Ok(Read::Value(v)),
+        Err(e) if is_gone(&e) => Ok(Read::Gone(e)),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_gone(e: &SourceError) -> bool {
+    e.kind == ErrorKind::NotFound
+        || (e.kind == ErrorKind::InvalidRequest && e.message.contains("marked for deletion"))
+}
+
+/// The read a remote reference asks for: its stage, version or label, else the current one.
+pub(super) fn fetch_of(r: &RemoteRef) -> Fetch {
+    let service = r.service();
+    let selector = match service {
+        Service::SecretsManager => match &r.version_id {
+            Some(id) => Selector::VersionId(id.clone()),
+            None => Selector::Stage(
+                r.version_stage
+                    .clone()
+                    .unwrap_or_else(|| "AWSCURRENT".into()),
+            ),
+        },
+        Service::ParameterStore => match &r.version {
+            Some(v) => Selector::ParameterVersion(v.clone()),
+            None => Selector::Latest,
+        },
+    };
+    Fetch {
+        service,
+        key: r.key.clone(),
+        selector,
+    }
+}
+
+fn find_of(f: &FindRef) -> Find {
+    match f.service() {
+        Service::ParameterStore => Find::ParameterPath {
+            path: f.path.clone().unwrap_or_default(),
+            recursive: f.recursive,
+        },
+        Service::SecretsManager => Find::Secrets {
+            name_regexp: f.name.as_ref().map(|n| n.regexp.clone()),
+            tags: f.tags.clone(),
+        },
+    }
+}

@@ -1,0 +1,173 @@
+//! The ExternalSecret reconciler, as a pipeline: validate → dereference → decide → fetch →
+//! plan → apply → status. Each step is its own module; only [`watch`] talks to the version
+//! watcher.
+
+mod apply;
+mod decide;
+mod dereference;
+mod fetch;
+mod status;
+mod watch;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
+use kube::runtime::Controller;
+use kube::ResourceExt;
+
+pub use dereference::InputsMemo;
+pub(crate) use status::count_conditions;
+pub use watch::VersionWatch;
+
+use super::error::{Error, SyncError};
+use super::Context;
+use crate::api::ExternalSecret;
+use crate::sync::{self, Action as PlanAction, Plan, PlanInput};
+use decide::{decide, Decision, Facts};
+
+/// Annotation on an ExternalSecret: a new value forces an immediate full read.
+pub const FORCE_SYNC_ANNOTATION: &str = "arnsync.io/force-sync";
+
+/// What a successful sync leaves behind for the status.
+struct Synced {
+    plan: Plan,
+    read: bool,
+    refresh: Duration,
+    /// The version moves this sync applied (a rotation wake-up that changed the Secret).
+    rotated: Vec<crate::api::RotatedSource>,
+}
+
+pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    if es.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let outcome = sync(&es, &ctx).await;
+    status::publish(&es, &ctx, &outcome, Utc::now()).await?;
+    status::record(&es, &ctx, &outcome, started);
+    let key = es.uid().unwrap_or_default();
+    Ok(match &outcome {
+        Ok(synced) => {
+            ctx.backoff.forget(&key);
+            if synced.plan.gone.is_some() {
+                Action::requeue(ctx.backoff.next(&key))
+            } else if synced.refresh.is_zero() {
+                Action::await_change()
+            } else {
+                Action::requeue(jitter(synced.refresh))
+            }
+        }
+        Err(_) => Action::requeue(ctx.backoff.next(&key)),
+    })
+}
+
+async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
+    let spec = sync::validate(es).map_err(SyncError::InvalidSpec)?;
+    let inputs = dereference::inputs(&spec, ctx).await?;
+    let sub = ctx
+        .versions
+        .subscribe(&spec, &inputs.store, ctx.options.rotation_check_interval)?;
+    let pending = ctx.versions.pending(&sub);
+    let facts = Facts {
+        spec: &spec,
+        existing: inputs.existing.as_ref(),
+        pending_rotations: pending.len(),
+        same_inputs: ctx.inputs.same(es, &inputs.store),
+    };
+    let pinned = match decide(&facts, Utc::now()) {
+        Decision::UpToDate(plan) => {
+            sub.track_from_status(&spec);
+            return Ok(Synced {
+                plan,
+                read: false,
+                refresh: spec.refresh,
+                rotated: vec![],
+            });
+        }
+        Decision::Read { pinned } => pinned,
+    };
+    let source = ctx.sources.source(&inputs.store.identity);
+    let reads = fetch::read_all(&spec, source.as_ref(), &sub.pins(pinned)).await?;
+    sub.track_reads(&reads);
+    let existing = inputs.existing.as_ref();
+    let plan = sync::plan(PlanInput {
+        spec: &spec,
+        reads,
+        existing,
+    })?;
+    apply::write(&inputs.secrets, &spec, &plan.action).await?;
+    ctx.versions.settle(&sub, pending.len());
+    ctx.inputs.remember(es, &inputs.store);
+    let changed = matches!(
+        plan.action,
+        PlanAction::Apply { changed: true, .. } | PlanAction::Delete
+    );
+    let rotated = if changed {
+        watch::applied(&pending, &ctx.metrics)
+    } else {
+        vec![]
+    };
+    Ok(Synced {
+        plan,
+        read: true,
+        refresh: spec.refresh,
+        rotated,
+    })
+}
+
+pub fn error_policy(es: Arc<ExternalSecret>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(object = %es.name_any(), error = %err, "reconcile failed");
+    Action::requeue(ctx.backoff.next(&es.uid().unwrap_or_default()))
+}
+
+/// Adds up to ±10% so that ExternalSecrets created together do not refresh together.
+fn jitter(d: Duration) -> Duration {
+    let f: f64 = rand::random_range(0.9..1.1);
+    d.mul_f64(f)
+}
+
+/// The ExternalSecret controller and its cache, woken by owned Secrets, stores and rotations.
+pub(super) fn controller(
+    ctx: &Arc<Context>,
+    shutdown: super::Shutdown,
+) -> (Store<ExternalSecret>, impl std::future::Future<Output = ()>) {
+    let controller = Controller::new(ctx.api(), kube::runtime::watcher::Config::default());
+    let cache = controller.store();
+    let controller = dereference::wake_on_inputs(controller, ctx, &cache);
+    let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
+    let run = {
+        let ctx = ctx.clone();
+        let cache = cache.clone();
+        async move {
+            let reconciles = futures::StreamExt::for_each(
+                controller
+                    .reconcile_on(wake_rx)
+                    .graceful_shutdown_on(shutdown)
+                    .run(reconcile, error_policy, ctx.clone()),
+                |_| futures::future::ready(()),
+            );
+            tokio::select! {
+                _ = reconciles => {}
+                _ = ctx.versions.deliver(wake_tx) => {}
+                _ = housekeeping(&ctx, &cache) => {}
+            }
+        }
+    };
+    (cache, run)
+}
+
+/// Once the cache is in: keeps the condition gauge current (from the cache, no API calls) and
+/// lets go of what ExternalSecrets that are gone used.
+async fn housekeeping(ctx: &Context, cache: &Store<ExternalSecret>) {
+    if cache.wait_until_ready().await.is_err() {
+        return;
+    }
+    loop {
+        count_conditions(cache, &ctx.metrics);
+        ctx.versions.untrack_missing(cache);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}

@@ -1,0 +1,301 @@
+//! The one place the ExternalSecret pipeline meets the version watcher: subscribing to the
+//! remote values an ExternalSecret uses, the inbox of version moves per ExternalSecret, the
+//! versions to pin a rotation read at, and letting go of what is no longer used.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::ResourceExt;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::fetch::fetch_of;
+use crate::api::{parse_duration, ExternalSecret, RemoteRef, RotatedSource, Service};
+use crate::controller::store::ResolvedStore;
+use crate::controller::SyncError;
+use crate::metrics::Metrics;
+use crate::source::cache::is_immutable;
+use crate::source::watcher::{Moved, VersionWatcher, Watch, Watchers};
+use crate::source::{Fetch, Selector, Sources};
+use crate::sync::{Read, ReadFrom, Reads, ValidSpec};
+
+/// The version watchers of every identity, and the moves they reported, per ExternalSecret.
+pub struct VersionWatch {
+    watchers: Watchers,
+    moved: tokio::sync::Mutex<UnboundedReceiver<Moved>>,
+    /// Per ExternalSecret (`ns/name`): version moves not yet applied.
+    inbox: Mutex<HashMap<String, Vec<Moved>>>,
+}
+
+/// One ExternalSecret's subscription with the watcher of its store's identity.
+pub(super) struct Subscription {
+    watcher: Arc<VersionWatcher>,
+    subscriber: String,
+}
+
+/// The versions a rotation read is pinned at (none for any other read).
+pub(super) struct Pins<'a>(Option<&'a VersionWatcher>);
+
+impl VersionWatch {
+    pub fn new(sources: Sources, metrics: Metrics) -> VersionWatch {
+        let (watchers, moved) = Watchers::new(sources, metrics);
+        VersionWatch {
+            watchers,
+            moved: tokio::sync::Mutex::new(moved),
+            inbox: Mutex::default(),
+        }
+    }
+
+    /// Subscribes `spec`'s ExternalSecret to the watcher of `store`'s identity (only that one)
+    /// and sets the store's check interval (`default` when the store sets none).
+    pub(super) fn subscribe(
+        &self,
+        spec: &ValidSpec<'_>,
+        store: &ResolvedStore,
+        default: Duration,
+    ) -> Result<Subscription, SyncError> {
+        let watcher = self.watchers.watcher(&store.identity);
+        let interval = match &store.rotation_check_interval {
+            Some(text) => parse_duration(text).map_err(|e| {
+                SyncError::InvalidSpec(format!(
+                    "{}: spec.rotationCheckInterval: {e}",
+                    store.display
+                ))
+            })?,
+            None => default,
+        };
+        watcher.set_interval(&store.display, interval);
+        let subscriber = subscriber_of(spec.es);
+        self.watchers
+            .untrack_elsewhere(&subscriber, &store.identity);
+        Ok(Subscription {
+            watcher,
+            subscriber,
+        })
+    }
+
+    /// The version moves waiting for `sub`, oldest first. They stay pending until
+    /// [`VersionWatch::settle`]: a read that fails must not forget a rotation.
+    pub(super) fn pending(&self, sub: &Subscription) -> Vec<Moved> {
+        let inbox = self.inbox.lock().expect("inbox lock");
+        inbox.get(&sub.subscriber).cloned().unwrap_or_default()
+    }
+
+    /// Drops the `applied` oldest pending moves of `sub` once a sync has written them; moves
+    /// that arrived during that sync stay pending.
+    pub(super) fn settle(&self, sub: &Subscription, applied: usize) {
+        let mut inbox = self.inbox.lock().expect("inbox lock");
+        if let Some(pending) = inbox.get_mut(&sub.subscriber) {
+            pending.drain(..applied.min(pending.len()));
+            if pending.is_empty() {
+                inbox.remove(&sub.subscriber);
+            }
+        }
+    }
+
+    /// Files every version move in the inbox of its subscribers and wakes them, at once.
+    pub(super) async fn deliver(
+        &self,
+        wake: futures::channel::mpsc::UnboundedSender<ObjectRef<ExternalSecret>>,
+    ) {
+        let mut moved = self.moved.lock().await;
+        while let Some(m) = moved.recv().await {
+            for sub in &m.subscribers {
+                let Some((ns, name)) = sub.split_once('/') else {
+                    continue;
+                };
+                let mut inbox = self.inbox.lock().expect("inbox lock");
+                inbox.entry(sub.clone()).or_default().push(m.clone());
+                drop(inbox);
+                let _ = wake.unbounded_send(ObjectRef::new(name).within(ns));
+            }
+        }
+    }
+
+    /// Stops watching versions for ExternalSecrets that are no longer in `cache`.
+    pub(super) fn untrack_missing(&self, cache: &Store<ExternalSecret>) {
+        let present: BTreeSet<String> = cache.state().iter().map(|es| subscriber_of(es)).collect();
+        for gone in self.watchers.subscribers().difference(&present) {
+            self.watchers.untrack(gone);
+        }
+    }
+}
+
+impl Subscription {
+    /// Tracks what `reads` read, at the version each value had.
+    pub(super) fn track_reads(&self, reads: &Reads<'_>) {
+        let mut out = vec![];
+        for (d, read) in &reads.data {
+            push_read(&mut out, &d.remote_ref, read);
+        }
+        for r in &reads.data_from {
+            match r {
+                ReadFrom::Extract { remote, read, .. } => push_read(&mut out, remote, read),
+                ReadFrom::Find { values, .. } => out.extend(
+                    values
+                        .iter()
+                        .map(|v| (found(v.service, &v.name), Some(v.version.clone()))),
+                ),
+            }
+        }
+        self.watcher.track(&self.subscriber, out);
+    }
+
+    /// Tracks what the spec uses when no read happened, at the versions of the status's last
+    /// read, so that a rotation while the operator was down is still noticed.
+    pub(super) fn track_from_status(&self, spec: &ValidSpec<'_>) {
+        let sources = spec
+            .es
+            .status
+            .as_ref()
+            .map(|s| s.sources.as_slice())
+            .unwrap_or_default();
+        let version_of = |w: &Watch| {
+            sources
+                .iter()
+                .find(|s| s.service == w.service && refers_to(&w.key, &s.key))
+                .and_then(|s| s.version_id.clone().or_else(|| s.version.clone()))
+        };
+        let mut out: Vec<(Watch, Option<String>)> = spec
+            .remote_refs()
+            .filter_map(watch_of)
+            .map(|w| {
+                let v = version_of(&w);
+                (w, v)
+            })
+            .collect();
+        // Values found by dataFrom.find are watched by name.
+        let named: BTreeSet<String> = out.iter().map(|(w, _)| w.key.clone()).collect();
+        if spec.finds() {
+            for s in sources.iter().filter(|s| !named.contains(&s.key)) {
+                let version = s.version_id.clone().or_else(|| s.version.clone());
+                out.push((found(s.service, &s.key), version));
+            }
+        }
+        self.watcher.track(&self.subscriber, out);
+    }
+
+    /// The watcher's versions when `pinned`, else none.
+    pub(super) fn pins(&self, pinned: bool) -> Pins<'_> {
+        Pins(pinned.then_some(self.watcher.as_ref()))
+    }
+}
+
+impl Pins<'_> {
+    /// The read of `r`: at the watcher's version when pinned and `r` can move.
+    pub(super) fn fetch(&self, r: &RemoteRef) -> Fetch {
+        if let (Some(w), Some(watch)) = (self.0, watch_of(r)) {
+            if let Some(version) = w.current(&watch) {
+                return watch.pinned(&version);
+            }
+        }
+        fetch_of(r)
+    }
+}
+
+/// The rotations a sync that changed the Secret applied, for the status; records how long each
+/// took from detection to the Secret.
+pub(super) fn applied(pending: &[Moved], metrics: &Metrics) -> Vec<RotatedSource> {
+    pending
+        .iter()
+        .map(|m| {
+            metrics
+                .rotation_to_secret_seconds
+                .observe(m.detected.elapsed().as_secs_f64());
+            RotatedSource {
+                service: m.watch.service,
+                key: m.watch.key.clone(),
+                from: m.from.clone(),
+                to: m.to.clone(),
+            }
+        })
+        .collect()
+}
+
+fn subscriber_of(es: &ExternalSecret) -> String {
+    format!("{}/{}", es.namespace().unwrap_or_default(), es.name_any())
+}
+
+fn push_read(out: &mut Vec<(Watch, Option<String>)>, r: &RemoteRef, read: &Read) {
+    if let Some(w) = watch_of(r) {
+        let version = match read {
+            Read::Value(v) => Some(v.version.clone()),
+            Read::Gone(_) => None,
+        };
+        out.push((w, version));
+    }
+}
+
+/// The watch of a remote reference when its selector can move (stages, latest, labels).
+fn watch_of(r: &RemoteRef) -> Option<Watch> {
+    let fetch = fetch_of(r);
+    (!is_immutable(&fetch.selector)).then_some(Watch {
+        service: fetch.service,
+        key: fetch.key,
+        selector: fetch.selector,
+    })
+}
+
+/// The watch of a value a find returned: its current version, by name.
+fn found(service: Service, key: &str) -> Watch {
+    let selector = match service {
+        Service::SecretsManager => Selector::Stage("AWSCURRENT".into()),
+        Service::ParameterStore => Selector::Latest,
+    };
+    Watch {
+        service,
+        key: key.to_string(),
+        selector,
+    }
+}
+
+/// True when `key` (as written in a remoteRef: a name or an ARN) names the secret or parameter
+/// AWS calls `name`.
+fn refers_to(key: &str, name: &str) -> bool {
+    if key == name {
+        return true;
+    }
+    if !key.starts_with("arn:") {
+        return false;
+    }
+    let secret = format!(":secret:{name}");
+    // A secret ARN ends with the name plus a random 6-character suffix (`-AbCdEf`), which may be
+    // left out; a parameter ARN ends with `parameter` + the name (with its leading `/`).
+    key.ends_with(&secret)
+        || key
+            .rfind(&secret)
+            .is_some_and(|i| key.len() == i + secret.len() + 7)
+        || key.ends_with(&format!(":parameter{name}"))
+        || key.ends_with(&format!(":parameter/{name}"))
+}
+#[cfg(test)]
+mod tests {
+    use super::refers_to;
+
+    #[test]
+    fn arns_refer_to_the_names_aws_reports() {
+        assert!(refers_to("prod/db", "prod/db"));
+        assert!(refers_to(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf",
+            "prod/db"
+        ));
+        assert!(refers_to(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db",
+            "prod/db"
+        ));
+        assert!(!refers_to(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db2-AbCdEf",
+            "prod/db"
+        ));
+        assert!(refers_to(
+            "arn:aws:ssm:us-east-1:123456789012:parameter/prod/url",
+            "/prod/url"
+        ));
+        assert!(refers_to(
+            "arn:aws:ssm:us-east-1:123456789012:parameter/plain",
+            "plain"
+        ));
+        assert!(!refers_to("prod/db2", "prod/db"));
+    }
+}

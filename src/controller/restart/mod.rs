@@ -1,0 +1,259 @@
+//! Workload restarts. A Deployment, StatefulSet, DaemonSet or Argo Rollout opts in with
+//! `arnsync.io/restart-on-rotation` (`"true"`: every arnsync-managed Secret its pod template
+//! references; otherwise a comma-separated list of Secret names).
+//!
+//! Restarts are deterministic: the fingerprint is a short hash over the data hashes of the
+//! Secrets the workload uses. The first time a workload is seen the fingerprint is recorded on
+//! the workload's own metadata (no rollout); a later difference sets the pod-template annotation
+//! (one rollout) and the record in one server-side apply. The same data gives the same hash, so
+//! an operator restart or a leader change rolls nothing, and a rotation that happened while the
+//! operator was down rolls once. Changes within the debounce window give one rollout.
+
+mod decide;
+mod kinds;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{json, Value as Json};
+
+pub use decide::{
+    changed_secrets, decide, fingerprint, referenced_secrets, secrets_record, selected, Decision,
+};
+pub(crate) use kinds::controllers;
+pub use kinds::{WorkloadKind, Workloads, KINDS};
+
+use super::error::Error;
+use super::{Context, FIELD_MANAGER};
+use crate::metrics::WorkloadLabels;
+use crate::sync::{HASH_ANNOTATION, MANAGED_LABEL};
+
+/// On a workload: opt in to restarts.
+pub const RESTART_ANNOTATION: &str = "arnsync.io/restart-on-rotation";
+/// On the pod template (the rollout trigger) and on the workload's metadata (the record).
+pub const VERSIONS_ANNOTATION: &str = "arnsync.io/secret-versions";
+/// On the workload's metadata: which Secret had which data hash at the record, to name the
+/// Secrets that changed.
+pub const SECRETS_ANNOTATION: &str = "arnsync.io/secret-hashes";
+
+/// What restarts share: the debounce state and the workload caches.
+#[derive(Default)]
+pub struct Restarts {
+    pub pending: Pending,
+    pub workloads: Workloads,
+}
+
+impl Restarts {
+    /// The opted-in workloads in `ns` whose restarts use Secret `secret`.
+    pub fn workloads_using(&self, ns: &str, secret: &str) -> Vec<crate::api::WorkloadRef> {
+        self.workloads.using(ns, secret)
+    }
+}
+
+/// Per-workload debounce: when a change was first seen.
+#[derive(Default)]
+pub struct Pending(Mutex<HashMap<String, Instant>>);
+
+impl Pending {
+    /// Time left to wait before rolling, starting the window on the first call.
+    fn wait_left(&self, key: &str, debounce: Duration) -> (Duration, Instant) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let first = *m.entry(key.to_string()).or_insert_with(Instant::now);
+        (debounce.saturating_sub(first.elapsed()), first)
+    }
+
+    fn clear(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// Reconciles one workload of `kind`.
+pub async fn reconcile(
+    obj: Arc<DynamicObject>,
+    ctx: Arc<Context>,
+    kind: &WorkloadKind,
+) -> Result<Action, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let key = format!("{}/{ns}/{name}", kind.kind);
+    let annotations = obj.annotations().clone();
+    let Some(opt_in) = annotations.get(RESTART_ANNOTATION) else {
+        ctx.restarts.pending.clear(&key);
+        return Ok(Action::await_change());
+    };
+    let referenced = referenced_secrets(kind.pod_template(&obj));
+    let secrets: Api<PartialObjectMeta<Secret>> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut hashes = BTreeMap::new();
+    for s in selected(opt_in, &referenced) {
+        let meta = secrets
+            .get_metadata_opt(&s)
+            .await
+            .map_err(|source| Error::Workload {
+                who: key.clone(),
+                source,
+            })?;
+        let Some(meta) = meta else { continue };
+        if meta.labels().get(MANAGED_LABEL).map(String::as_str) != Some("true") {
+            continue;
+        }
+        if let Some(h) = meta.annotations().get(HASH_ANNOTATION) {
+            hashes.insert(s, h.clone());
+        }
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &kind.resource());
+    match decide(&annotations, &hashes) {
+        Decision::Nothing => {
+            ctx.restarts.pending.clear(&key);
+            Ok(Action::await_change())
+        }
+        Decision::Record { fingerprint } => {
+            apply(
+                &api,
+                &key,
+                apply_body(kind, &ns, &name, &fingerprint, &hashes, false),
+            )
+            .await?;
+            tracing::info!(workload = %key, fingerprint, "recorded Secret versions (no rollout)");
+            Ok(Action::await_change())
+        }
+        Decision::Roll {
+            fingerprint,
+            changed,
+        } => {
+            let (left, first) = ctx
+                .restarts
+                .pending
+                .wait_left(&key, ctx.options.restart_debounce);
+            if !left.is_zero() {
+                return Ok(Action::requeue(left));
+            }
+            apply(
+                &api,
+                &key,
+                apply_body(kind, &ns, &name, &fingerprint, &hashes, true),
+            )
+            .await?;
+            ctx.restarts.pending.clear(&key);
+            ctx.metrics
+                .workload_restarts
+                .get_or_create(&WorkloadLabels { kind: kind.kind })
+                .inc();
+            ctx.metrics
+                .secret_to_rollout_seconds
+                .observe(first.elapsed().as_secs_f64());
+            let note = format!(
+                "{} {ns}/{name}: rolling out because Secret(s) {} changed",
+                kind.kind,
+                changed.join(", ")
+            );
+            tracing::info!(workload = %key, secrets = %changed.join(","), "rollout started");
+            ctx.event_on(
+                obj.object_ref(&kind.resource()),
+                EventType::Normal,
+                "SecretsRotated",
+                &note,
+                "Restart",
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Server-side applies `body` (the annotations arnsync owns) to the workload.
+async fn apply(api: &Api<DynamicObject>, key: &str, body: Json) -> Result<(), Error> {
+    let name = body["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| Error::Workload {
+        who: key.to_string(),
+        source,
+    })
+}
+
+fn apply_body(
+    kind: &WorkloadKind,
+    ns: &str,
+    name: &str,
+    fingerprint: &str,
+    hashes: &BTreeMap<String, String>,
+    roll: bool,
+) -> Json {
+    let mut body = json!({
+        "apiVersion": kind.resource().api_version,
+        "kind": kind.kind,
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "annotations": {
+                VERSIONS_ANNOTATION: fingerprint,
+                SECRETS_ANNOTATION: secrets_record(hashes),
+            }
+        }
+    });
+    if roll {
+        // The trigger goes on the pod template, wherever the kind keeps it.
+        let mut trigger = json!({"metadata": {"annotations": {VERSIONS_ANNOTATION: fingerprint}}});
+        for field in kind.template.rsplit('/').filter(|f| !f.is_empty()) {
+            trigger = json!({ field: trigger });
+        }
+        body.as_object_mut()
+            .expect("an object")
+            .extend(trigger.as_object().cloned().unwrap_or_default());
+    }
+    body
+}
+
+pub fn error_policy(obj: Arc<DynamicObject>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(workload = %obj.name_any(), error = %err, "workload reconcile failed");
+    Action::requeue(ctx.backoff.next(&obj.uid().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rollout_trigger_goes_on_the_pod_template_the_kind_names() {
+        let hashes = BTreeMap::from([("db".to_string(), "aaaaaaaaaaaa".to_string())]);
+        let deployment = KINDS[0];
+        let body = apply_body(&deployment, "app", "web", "fp", &hashes, true);
+        assert_eq!(body["apiVersion"], "apps/v1");
+        assert_eq!(
+            body["spec"]["template"]["metadata"]["annotations"][VERSIONS_ANNOTATION],
+            "fp"
+        );
+        assert_eq!(body["metadata"]["annotations"][VERSIONS_ANNOTATION], "fp");
+        let nested = WorkloadKind {
+            kind: "CronJob",
+            group: "batch",
+            version: "v1",
+            plural: "cronjobs",
+            template: "/spec/jobTemplate/spec/template",
+            optional: false,
+        };
+        let body = apply_body(&nested, "app", "job", "fp", &hashes, true);
+        assert_eq!(
+            body["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]
+                [VERSIONS_ANNOTATION],
+            "fp"
+        );
+        let record = apply_body(&deployment, "app", "web", "fp", &hashes, false);
+        assert!(record.get("spec").is_none(), "a record rolls nothing");
+    }
+}
