@@ -19,8 +19,9 @@ use crate::api::{
     ExternalSecretStatus, LastRotation, RemoteRef, RotatedSource, Service,
 };
 use crate::source::cache::is_immutable;
-use crate::source::watcher::{Moved, VersionWatcher, Watch};
-use crate::source::{ErrorKind, Fetch, Find, Selector, Source, SourceError};
+use crate::source::{
+    key, ErrorKind, Fetch, Find, Moved, Selector, Source, SourceError, Subscriber, Tracker,
+};
 use crate::sync::{self, data_hash, Action as PlanAction, Fetched, Plan, PlanInput};
 
 /// Annotation on an ExternalSecret: a new value forces an immediate full read.
@@ -124,7 +125,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
         None => ctx.options.rotation_check_interval,
     };
     watcher.set_interval(&store.display, interval);
-    let subscriber = format!("{ns}/{}", es.name_any());
+    let subscriber = Subscriber::new(&ns, &es.name_any());
     ctx.watchers.untrack_elsewhere(&subscriber, &store.identity);
     let rotation = ctx.pending_rotation(&subscriber);
     let force = es.annotations().get(FORCE_SYNC_ANNOTATION);
@@ -132,7 +133,9 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
 
     if rotation.is_empty() && !forced {
         if let Some(plan) = up_to_date(es, existing.as_ref(), refresh, &store, ctx) {
-            watcher.track(&subscriber, watches_from_status(es));
+            watcher
+                .tracker()
+                .track(&subscriber, watches_from_status(es));
             return Ok(Synced {
                 plan,
                 read: false,
@@ -144,10 +147,12 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
     let source = ctx.sources.source(&store.identity);
     // A rotation wake-up reads the exact versions the watcher just saw (already cached by it);
     // any other read asks for the stage or latest version, like a first read.
-    let pins = (!rotation.is_empty()).then_some(watcher.as_ref());
+    let pins = (!rotation.is_empty()).then_some(watcher.tracker());
     let (data, data_from) = fetch_all(es, source.as_ref(), pins, &who).await?;
 
-    watcher.track(&subscriber, watches_from_fetched(es, &data, &data_from));
+    watcher
+        .tracker()
+        .track(&subscriber, watches_from_fetched(es, &data, &data_from));
     let plan = sync::plan(PlanInput {
         es,
         data,
@@ -179,7 +184,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context, refresh: Duration) -> Result<S
 async fn fetch_all(
     es: &ExternalSecret,
     source: &dyn Source,
-    pins: Option<&VersionWatcher>,
+    pins: Option<&Tracker>,
     who: &str,
 ) -> Result<(Vec<Fetched>, Vec<Fetched>), SyncError> {
     let data = join_all(
@@ -271,13 +276,9 @@ async fn write_secret(
 }
 
 /// The watch of a remote reference when its selector can move (stages, latest, labels).
-fn watch_of(r: &RemoteRef) -> Option<Watch> {
+fn watch_of(r: &RemoteRef) -> Option<Fetch> {
     let fetch = fetch_of(r);
-    (!is_immutable(&fetch.selector)).then_some(Watch {
-        service: fetch.service,
-        key: fetch.key,
-        selector: fetch.selector,
-    })
+    (!is_immutable(&fetch.selector)).then_some(fetch)
 }
 
 fn remote_refs(es: &ExternalSecret) -> impl Iterator<Item = (usize, Option<&RemoteRef>)> {
@@ -294,7 +295,7 @@ fn watches_from_fetched(
     es: &ExternalSecret,
     data: &[Fetched],
     data_from: &[Fetched],
-) -> Vec<(Watch, Option<String>)> {
+) -> Vec<(Fetch, Option<String>)> {
     let fetched: Vec<&Fetched> = data.iter().chain(data_from).collect();
     let mut out = vec![];
     for (i, r) in remote_refs(es) {
@@ -307,7 +308,7 @@ fn watches_from_fetched(
                         Service::SecretsManager => Selector::Stage("AWSCURRENT".into()),
                         Service::ParameterStore => Selector::Latest,
                     };
-                    let w = Watch {
+                    let w = Fetch {
                         service: v.service,
                         key: v.name.clone(),
                         selector,
@@ -324,38 +325,24 @@ fn watches_from_fetched(
 /// True when `key` (as written in a remoteRef: a name or an ARN) names the secret or parameter
 /// AWS calls `name`.
 fn refers_to(key: &str, name: &str) -> bool {
-    if key == name {
-        return true;
-    }
-    if !key.starts_with("arn:") {
-        return false;
-    }
-    let secret = format!(":secret:{name}");
-    // A secret ARN ends with the name plus a random 6-character suffix (`-AbCdEf`), which may be
-    // left out; a parameter ARN ends with `parameter` + the name (with its leading `/`).
-    key.ends_with(&secret)
-        || key
-            .rfind(&secret)
-            .is_some_and(|i| key.len() == i + secret.len() + 7)
-        || key.ends_with(&format!(":parameter{name}"))
-        || key.ends_with(&format!(":parameter/{name}"))
+    key::refers_to(key, name, None)
 }
 
 /// What to watch when no read happened: versions from the status of the last read, so that a
 /// rotation while the operator was down is still noticed.
-fn watches_from_status(es: &ExternalSecret) -> Vec<(Watch, Option<String>)> {
+fn watches_from_status(es: &ExternalSecret) -> Vec<(Fetch, Option<String>)> {
     let sources = es
         .status
         .as_ref()
         .map(|s| s.sources.as_slice())
         .unwrap_or_default();
-    let version_of = |w: &Watch| {
+    let version_of = |w: &Fetch| {
         sources
             .iter()
             .find(|s| s.service == w.service && refers_to(&w.key, &s.key))
             .and_then(|s| s.version_id.clone().or_else(|| s.version.clone()))
     };
-    let mut out: Vec<(Watch, Option<String>)> = remote_refs(es)
+    let mut out: Vec<(Fetch, Option<String>)> = remote_refs(es)
         .filter_map(|(_, r)| r.and_then(watch_of))
         .map(|w| {
             let v = version_of(&w);
@@ -372,7 +359,7 @@ fn watches_from_status(es: &ExternalSecret) -> Vec<(Watch, Option<String>)> {
                 Service::ParameterStore => Selector::Latest,
             };
             out.push((
-                Watch {
+                Fetch {
                     service: s.service,
                     key: s.key.clone(),
                     selector,
@@ -413,12 +400,12 @@ fn fetch_of(r: &RemoteRef) -> Fetch {
 async fn get(
     source: &dyn Source,
     r: &RemoteRef,
-    pins: Option<&VersionWatcher>,
+    pins: Option<&Tracker>,
 ) -> Result<Fetched, SourceError> {
     let mut fetch = fetch_of(r);
     if let (Some(w), Some(watch)) = (pins, watch_of(r)) {
-        if let Some(version) = w.current(&watch) {
-            fetch = watch.pinned(&version);
+        if let Some(pinned) = w.current(&watch).and_then(|v| watch.pinned(&v)) {
+            fetch = pinned;
         }
     }
     match source.get(&fetch).await {

@@ -25,8 +25,7 @@ use crate::api::{
     ClusterSecretStore, Condition, ConditionStatus, ExternalSecret, SecretStore, StoreKind,
 };
 use crate::metrics::Metrics;
-use crate::source::watcher::{Moved, Watchers};
-use crate::source::Sources;
+use crate::source::{Moved, Sources, Subscriber, Watchers};
 use crate::sync::{MANAGED_LABEL, OWNER_ANNOTATION};
 
 /// The field manager of every write arnsync makes.
@@ -69,8 +68,8 @@ pub struct Context {
     /// The version watchers, one per store identity.
     pub watchers: Watchers,
     moved: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Moved>>>,
-    /// Per ExternalSecret (`ns/name`): version moves not yet applied.
-    rotations: Mutex<HashMap<String, Vec<Moved>>>,
+    /// Per ExternalSecret: version moves not yet applied.
+    rotations: Mutex<HashMap<Subscriber, Vec<Moved>>>,
     /// Debounce state of workload restarts.
     pub pending_restarts: restart::Pending,
     /// The workload caches, to name the workloads a rotation rolls.
@@ -113,18 +112,18 @@ impl Context {
         capped.mul_f64(rand::random_range(0.8..1.2))
     }
 
-    fn add_rotation(&self, subscriber: &str, moved: Moved) {
+    fn add_rotation(&self, subscriber: &Subscriber, moved: Moved) {
         self.rotations
             .lock()
             .expect("rotations lock")
-            .entry(subscriber.to_string())
+            .entry(subscriber.clone())
             .or_default()
             .push(moved);
     }
 
     /// The version moves waiting for `subscriber`, oldest first. They stay pending until
     /// [`Context::settle_rotation`]: a read that fails must not forget a rotation.
-    fn pending_rotation(&self, subscriber: &str) -> Vec<Moved> {
+    fn pending_rotation(&self, subscriber: &Subscriber) -> Vec<Moved> {
         self.rotations
             .lock()
             .expect("rotations lock")
@@ -135,7 +134,7 @@ impl Context {
 
     /// Drops the `applied` oldest pending moves of `subscriber` once a sync has written them;
     /// moves that arrived during that sync stay pending.
-    fn settle_rotation(&self, subscriber: &str, applied: usize) {
+    fn settle_rotation(&self, subscriber: &Subscriber, applied: usize) {
         let mut rotations = self.rotations.lock().expect("rotations lock");
         if let Some(pending) = rotations.get_mut(subscriber) {
             pending.drain(..applied.min(pending.len()));
@@ -368,11 +367,9 @@ pub async fn run(
             let Some(rx) = moved_rx.as_mut() else { return };
             while let Some(m) = rx.recv().await {
                 for sub in &m.subscribers {
-                    let Some((ns, name)) = sub.split_once('/') else {
-                        continue;
-                    };
                     ctx.add_rotation(sub, m.clone());
-                    let _ = wake_tx.unbounded_send(ObjectRef::new(name).within(ns));
+                    let _ =
+                        wake_tx.unbounded_send(ObjectRef::new(&sub.name).within(&sub.namespace));
                 }
             }
         }
@@ -465,10 +462,10 @@ pub async fn run(
             // watching versions for ExternalSecrets that are gone.
             loop {
                 count_conditions(&cache, &ctx.metrics);
-                let present: std::collections::BTreeSet<String> = cache
+                let present: std::collections::BTreeSet<Subscriber> = cache
                     .state()
                     .iter()
-                    .map(|es| format!("{}/{}", es.namespace().unwrap_or_default(), es.name_any()))
+                    .map(|es| Subscriber::new(&es.namespace().unwrap_or_default(), &es.name_any()))
                     .collect();
                 for gone in ctx.watchers.subscribers().difference(&present) {
                     ctx.watchers.untrack(gone);

@@ -63,25 +63,6 @@ impl<S: Source + 'static> Cached<S> {
     }
 }
 
-/// The immutable selector that names the exact version a mutable read returned.
-pub fn pinned(fetch: &Fetch, value: &Value) -> Option<Fetch> {
-    if is_immutable(&fetch.selector) || value.version.is_empty() {
-        return None;
-    }
-    let selector = match fetch.selector {
-        Selector::Stage(_) => Selector::VersionId(value.version.clone()),
-        Selector::Latest | Selector::ParameterVersion(_) => {
-            Selector::ParameterVersion(value.version.clone())
-        }
-        Selector::VersionId(_) => return None,
-    };
-    Some(Fetch {
-        service: fetch.service,
-        key: fetch.key.clone(),
-        selector,
-    })
-}
-
 /// VersionIds and parameter version numbers never change what they point at; stages, labels and
 /// "latest" move.
 pub fn is_immutable(selector: &Selector) -> bool {
@@ -105,7 +86,7 @@ impl<S: Source + 'static> Source for Cached<S> {
             .await?;
         // A read of a stage or of the latest parameter is also a read of one exact version:
         // keep it under that version, so reads pinned to it (rotation wake-ups) cost nothing.
-        if let Some(exact) = pinned(fetch, &value) {
+        if let Some(exact) = fetch.pinned(&value.version) {
             self.gets.remember(exact, value.clone(), self.max_entries());
         }
         Ok(value)
