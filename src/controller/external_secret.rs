@@ -18,7 +18,6 @@ use crate::api::{
     parse_duration, set_condition, Condition, ConditionStatus, ExternalSecret,
     ExternalSecretStatus, LastRotation, RemoteRef, RotatedSource, Service,
 };
-use crate::source::cache::is_immutable;
 use crate::source::{
     key, ErrorKind, Fetch, Find, Moved, Selector, Source, SourceError, Subscriber, Tracker,
 };
@@ -278,7 +277,7 @@ async fn write_secret(
 /// The watch of a remote reference when its selector can move (stages, latest, labels).
 fn watch_of(r: &RemoteRef) -> Option<Fetch> {
     let fetch = fetch_of(r);
-    (!is_immutable(&fetch.selector)).then_some(fetch)
+    (!fetch.selector.is_immutable()).then_some(fetch)
 }
 
 fn remote_refs(es: &ExternalSecret) -> impl Iterator<Item = (usize, Option<&RemoteRef>)> {

@@ -55,21 +55,11 @@ impl<S: Source + 'static> Cached<S> {
     }
 
     fn lifetime(&self, selector: &Selector) -> Lifetime {
-        if is_immutable(selector) {
+        if selector.is_immutable() {
             Lifetime::Forever
         } else {
             Lifetime::For(self.ttl)
         }
-    }
-}
-
-/// VersionIds and parameter version numbers never change what they point at; stages, labels and
-/// "latest" move.
-pub fn is_immutable(selector: &Selector) -> bool {
-    match selector {
-        Selector::VersionId(_) => true,
-        Selector::ParameterVersion(v) => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
-        Selector::Stage(_) | Selector::Latest => false,
     }
 }
 
@@ -425,10 +415,10 @@ mod tests {
 
     #[test]
     fn immutability_of_selectors() {
-        assert!(is_immutable(&Selector::VersionId("x".into())));
-        assert!(is_immutable(&Selector::ParameterVersion("12".into())));
-        assert!(!is_immutable(&Selector::ParameterVersion("prod".into())));
-        assert!(!is_immutable(&Selector::Stage("AWSCURRENT".into())));
-        assert!(!is_immutable(&Selector::Latest));
+        assert!(Selector::VersionId("x".into()).is_immutable());
+        assert!(Selector::ParameterVersion("12".into()).is_immutable());
+        assert!(!Selector::ParameterVersion("prod".into()).is_immutable());
+        assert!(!Selector::Stage("AWSCURRENT".into()).is_immutable());
+        assert!(!Selector::Latest.is_immutable());
     }
 }

@@ -24,6 +24,18 @@ pub enum Selector {
     Latest,
 }
 
+impl Selector {
+    /// VersionIds and parameter version numbers never change what they point at; stages,
+    /// labels and "latest" move.
+    pub fn is_immutable(&self) -> bool {
+        match self {
+            Selector::VersionId(_) => true,
+            Selector::ParameterVersion(v) => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
+            Selector::Stage(_) | Selector::Latest => false,
+        }
+    }
+}
+
 /// One value to read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fetch {
@@ -46,7 +58,7 @@ impl Fetch {
     /// The read of exactly `version` of this value; `None` when the selector is already exact
     /// (it cannot move) or the version is unknown.
     pub fn pinned(&self, version: &str) -> Option<Fetch> {
-        if cache::is_immutable(&self.selector) || version.is_empty() {
+        if self.selector.is_immutable() || version.is_empty() {
             return None;
         }
         let selector = match self.selector {

@@ -18,13 +18,35 @@ use aws_types::region::Region;
 use super::attempts::CountAttempts;
 use super::credentials::{AssumeRoleCredentials, LazyDefaultChain};
 use super::errors::from_sdk;
-use super::SourceOptions;
 use crate::metrics::Metrics;
 use crate::source::{AwsService, Fetch, Find, Identity, Service, Source, SourceError, Value};
 
 /// Assumed (and other expiring) credentials are renewed this long before they expire, so a read
 /// never waits on STS at the moment of expiry.
 const CREDENTIALS_REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Debug)]
+pub struct SourceOptions {
+    /// How long reads of mutable selectors (stages, latest, labels, finds) are shared.
+    pub cache_ttl: Duration,
+    /// Bound on cached single values (and, separately, on cached finds) per identity.
+    pub max_cache_entries: usize,
+    /// Per attempt; the whole call, retries included, may take `max_attempts` times this.
+    pub timeout: Duration,
+    /// SDK attempts per call (standard retry mode: exponential backoff with jitter).
+    pub max_attempts: u32,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            cache_ttl: Duration::from_secs(2),
+            max_cache_entries: 10_000,
+            timeout: Duration::from_secs(10),
+            max_attempts: 3,
+        }
+    }
+}
 
 /// The SDK clients of one identity: the uncached [`Source`].
 pub struct AwsClients {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_smithy_http_client::tls;
@@ -14,6 +14,7 @@ use super::cache::Cached;
 use super::versions::{SecretVersions, VersionSource};
 use super::{Fetch, Find, Identity, Source, SourceError, Value};
 use crate::metrics::Metrics;
+pub use clients::SourceOptions;
 use clients::{log_call, AwsClients};
 
 mod attempts;
@@ -25,29 +26,6 @@ mod moto_tests;
 mod parameter_store;
 mod secrets_manager;
 mod versions;
-
-#[derive(Clone, Debug)]
-pub struct SourceOptions {
-    /// How long reads of mutable selectors (stages, latest, labels, finds) are shared.
-    pub cache_ttl: Duration,
-    /// Bound on cached single values (and, separately, on cached finds) per identity.
-    pub max_cache_entries: usize,
-    /// Per attempt; the whole call, retries included, may take `max_attempts` times this.
-    pub timeout: Duration,
-    /// SDK attempts per call (standard retry mode: exponential backoff with jitter).
-    pub max_attempts: u32,
-}
-
-impl Default for SourceOptions {
-    fn default() -> Self {
-        SourceOptions {
-            cache_ttl: Duration::from_secs(2),
-            max_cache_entries: 10_000,
-            timeout: Duration::from_secs(10),
-            max_attempts: 3,
-        }
-    }
-}
 
 /// The registry of sources, one per identity. Cheap to clone.
 #[derive(Clone)]
@@ -94,14 +72,12 @@ impl Sources {
     }
 
     /// Drops the sources of every identity not in `in_use` (keys rotated, store deleted), so
-    /// their clients, credentials and cache are freed. Returns how many were dropped.
-    pub fn retain(&self, in_use: &[Identity]) -> usize {
+    /// their clients, credentials and cache are freed.
+    pub fn retain(&self, in_use: &[Identity]) {
         let keep: HashSet<[u8; 32]> = in_use.iter().map(Identity::fingerprint).collect();
         let mut sources = self.map();
-        let before = sources.len();
         sources.retain(|fingerprint, _| keep.contains(fingerprint));
         self.inner.metrics.sources.set(sources.len() as i64);
-        before - sources.len()
     }
 
     /// How many identities have a source.
@@ -206,38 +182,5 @@ impl VersionSource for AwsSource {
         let result = self.cache.inner().parameter_versions(requests).await;
         log_call("ssm", "GetParameters", "(version check)", start, &result);
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn identity(region: &str) -> Identity {
-        Identity {
-            region: region.into(),
-            endpoints: Default::default(),
-            static_keys: None,
-            role: None,
-        }
-    }
-
-    #[test]
-    fn sources_of_identities_no_longer_used_are_dropped() {
-        let metrics = Metrics::default();
-        let sources = Sources::new(metrics.clone(), SourceOptions::default());
-        let (a, b) = (identity("eu-west-1"), identity("us-east-1"));
-        let first = sources.source(&a);
-        sources.source(&b);
-        assert!(Arc::ptr_eq(&first, &sources.source(&a)));
-        assert_eq!((sources.len(), metrics.sources.get()), (2, 2));
-
-        assert_eq!(sources.retain(std::slice::from_ref(&a)), 1);
-        assert_eq!((sources.len(), metrics.sources.get()), (1, 1));
-        assert!(Arc::ptr_eq(&first, &sources.source(&a)));
-
-        assert_eq!(sources.retain(&[]), 1);
-        assert!(sources.is_empty());
-        assert_eq!(metrics.sources.get(), 0);
     }
 }
