@@ -2,6 +2,12 @@
 //!
 //! One [`Source`] exists per store identity (region, endpoints, credentials, role), so that many
 //! ExternalSecrets reading the same secret share one client, one cache and one read.
+//!
+//! Layout, dependencies pointing down: `watchers` (one [`Poller`] + [`Tracker`] per identity)
+//! → `poller` (asks a [`VersionSource`], reports to the tracker) → `tracker` (who watches
+//! what, last seen versions, wake-ups) and [`versions`] (the version-check trait); [`aws`]
+//! implements [`Source`] and [`VersionSource`] over the SDK, behind [`cache`]; [`key`] is the
+//! one place that knows ARN shapes; these types and `error` are shared by all of them.
 
 use std::collections::BTreeMap;
 use std::fmt;
