@@ -64,6 +64,8 @@ pub struct Metrics {
     pub external_secrets: Family<ConditionLabels, Gauge>,
     /// 1 while this process leads (or runs without leader election).
     pub leader: Gauge,
+    /// Store identities with a live source (clients, credentials, cache).
+    pub sources: Gauge,
 }
 
 impl Default for Metrics {
@@ -78,6 +80,7 @@ impl Default for Metrics {
             secret_to_rollout_seconds: seconds_buckets(),
             external_secrets: Family::default(),
             leader: Gauge::default(),
+            sources: Gauge::default(),
         }
     }
 }
@@ -130,6 +133,11 @@ impl Metrics {
             "arnsync_leader",
             "1 while this replica leads (or runs without leader election), else 0",
             m.leader.clone(),
+        );
+        registry.register(
+            "arnsync_sources",
+            "Store identities with a live AWS source (clients, credentials, cache)",
+            m.sources.clone(),
         );
         m
     }

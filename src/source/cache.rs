@@ -55,40 +55,11 @@ impl<S: Source + 'static> Cached<S> {
     }
 
     fn lifetime(&self, selector: &Selector) -> Lifetime {
-        if is_immutable(selector) {
+        if selector.is_immutable() {
             Lifetime::Forever
         } else {
             Lifetime::For(self.ttl)
         }
-    }
-}
-
-/// The immutable selector that names the exact version a mutable read returned.
-pub fn pinned(fetch: &Fetch, value: &Value) -> Option<Fetch> {
-    if is_immutable(&fetch.selector) || value.version.is_empty() {
-        return None;
-    }
-    let selector = match fetch.selector {
-        Selector::Stage(_) => Selector::VersionId(value.version.clone()),
-        Selector::Latest | Selector::ParameterVersion(_) => {
-            Selector::ParameterVersion(value.version.clone())
-        }
-        Selector::VersionId(_) => return None,
-    };
-    Some(Fetch {
-        service: fetch.service,
-        key: fetch.key.clone(),
-        selector,
-    })
-}
-
-/// VersionIds and parameter version numbers never change what they point at; stages, labels and
-/// "latest" move.
-pub fn is_immutable(selector: &Selector) -> bool {
-    match selector {
-        Selector::VersionId(_) => true,
-        Selector::ParameterVersion(v) => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
-        Selector::Stage(_) | Selector::Latest => false,
     }
 }
 
@@ -105,7 +76,7 @@ impl<S: Source + 'static> Source for Cached<S> {
             .await?;
         // A read of a stage or of the latest parameter is also a read of one exact version:
         // keep it under that version, so reads pinned to it (rotation wake-ups) cost nothing.
-        if let Some(exact) = pinned(fetch, &value) {
+        if let Some(exact) = fetch.pinned(&value.version) {
             self.gets.remember(exact, value.clone(), self.max_entries());
         }
         Ok(value)
@@ -444,10 +415,10 @@ mod tests {
 
     #[test]
     fn immutability_of_selectors() {
-        assert!(is_immutable(&Selector::VersionId("x".into())));
-        assert!(is_immutable(&Selector::ParameterVersion("12".into())));
-        assert!(!is_immutable(&Selector::ParameterVersion("prod".into())));
-        assert!(!is_immutable(&Selector::Stage("AWSCURRENT".into())));
-        assert!(!is_immutable(&Selector::Latest));
+        assert!(Selector::VersionId("x".into()).is_immutable());
+        assert!(Selector::ParameterVersion("12".into()).is_immutable());
+        assert!(!Selector::ParameterVersion("prod".into()).is_immutable());
+        assert!(!Selector::Stage("AWSCURRENT".into()).is_immutable());
+        assert!(!Selector::Latest.is_immutable());
     }
 }

@@ -2,12 +2,19 @@
 //!
 //! One [`Source`] exists per store identity (region, endpoints, credentials, role), so that many
 //! ExternalSecrets reading the same secret share one client, one cache and one read.
+//!
+//! Layout, dependencies pointing down: `watchers` (one [`Poller`] + [`Tracker`] per identity)
+//! → `poller` (asks a [`VersionSource`], reports to the tracker) → `tracker` (who watches
+//! what, last seen versions, wake-ups) and [`versions`] (the version-check trait); [`aws`]
+//! implements [`Source`] and [`VersionSource`] over the SDK, behind [`cache`]; [`key`] is the
+//! one place that knows ARN shapes; these types and `error` are shared by all of them.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
 
+/// The data service a read goes to (the CRD's own enum: values and status entries carry it).
 pub use crate::api::Service;
 
 /// Which version of a remote value to read.
@@ -21,6 +28,18 @@ pub enum Selector {
     ParameterVersion(String),
     /// Parameter Store: the latest version.
     Latest,
+}
+
+impl Selector {
+    /// VersionIds and parameter version numbers never change what they point at; stages,
+    /// labels and "latest" move.
+    pub fn is_immutable(&self) -> bool {
+        match self {
+            Selector::VersionId(_) => true,
+            Selector::ParameterVersion(v) => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
+            Selector::Stage(_) | Selector::Latest => false,
+        }
+    }
 }
 
 /// One value to read.
@@ -40,6 +59,25 @@ impl Fetch {
             key: key.into(),
             selector,
         }
+    }
+
+    /// The read of exactly `version` of this value; `None` when the selector is already exact
+    /// (it cannot move) or the version is unknown.
+    pub fn pinned(&self, version: &str) -> Option<Fetch> {
+        if self.selector.is_immutable() || version.is_empty() {
+            return None;
+        }
+        let selector = match self.selector {
+            Selector::Stage(_) => Selector::VersionId(version.to_string()),
+            Selector::Latest | Selector::ParameterVersion(_) => {
+                Selector::ParameterVersion(version.to_string())
+            }
+            Selector::VersionId(_) => return None,
+        };
+        Some(Fetch {
+            selector,
+            ..self.clone()
+        })
     }
 
     /// A Parameter Store read.
@@ -90,82 +128,8 @@ pub struct Value {
     pub version: String,
 }
 
-/// What went wrong, as a category that becomes a status reason, an event reason and a metric
-/// label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// ResourceNotFoundException, ParameterNotFound, ParameterVersionNotFound.
-    NotFound,
-    /// AccessDeniedException, UnrecognizedClientException, KMS access errors.
-    AccessDenied,
-    /// ThrottlingException, TooManyRequestsException, rate exceeded.
-    Throttled,
-    /// The request is malformed (bad ARN, bad filter, InvalidParameterException).
-    InvalidRequest,
-    /// Timeouts, 5xx, dropped connections: worth retrying.
-    Unavailable,
-    /// Credentials could not be found or assumed.
-    Credentials,
-    Other,
-}
-
-impl ErrorKind {
-    /// Status / event reason.
-    pub fn reason(self) -> &'static str {
-        match self {
-            ErrorKind::NotFound => "SecretNotFound",
-            ErrorKind::AccessDenied => "AccessDenied",
-            ErrorKind::Throttled => "Throttled",
-            ErrorKind::InvalidRequest => "InvalidRequest",
-            ErrorKind::Unavailable => "AWSUnavailable",
-            ErrorKind::Credentials => "CredentialsError",
-            ErrorKind::Other => "AWSError",
-        }
-    }
-
-    /// Metric label.
-    pub fn outcome(self) -> &'static str {
-        match self {
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::AccessDenied => "access_denied",
-            ErrorKind::Throttled => "throttled",
-            ErrorKind::InvalidRequest => "invalid_request",
-            ErrorKind::Unavailable => "unavailable",
-            ErrorKind::Credentials => "credentials",
-            ErrorKind::Other => "error",
-        }
-    }
-}
-
-/// A failed AWS read. The message names the service, operation, key and AWS error code; it is
-/// built from AWS's error message, which never carries secret values.
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{} {operation} on {key:?} failed: {code}: {message}", self.service_name())]
-pub struct SourceError {
-    pub kind: ErrorKind,
-    pub service: Service,
-    /// The AWS operation, e.g. `GetSecretValue`.
-    pub operation: &'static str,
-    /// The key (or find path / filter) the call was about.
-    pub key: String,
-    /// The AWS error code (`ResourceNotFoundException`), or a short local code (`Timeout`).
-    pub code: String,
-    pub message: String,
-}
-
-impl SourceError {
-    /// The AWS service the failed call went to. STS calls (credentials, the store check) carry
-    /// the service of the read they served, so they are told apart by operation.
-    pub fn service_name(&self) -> String {
-        match self.operation {
-            "GetCallerIdentity" | "AssumeRole" | "AssumeRoleWithWebIdentity" => "STS".into(),
-            _ => self.service.to_string(),
-        }
-    }
-}
-
 /// Reads from one AWS identity. Implementations: [`aws::AwsSource`] (Secrets Manager and
-/// Parameter Store through the AWS SDK) and [`memory::MemorySource`] (tests).
+/// Parameter Store through the AWS SDK) and, in unit tests, the in-memory fake.
 #[async_trait]
 pub trait Source: Send + Sync {
     /// Reads one value.
@@ -174,49 +138,23 @@ pub trait Source: Send + Sync {
     async fn find(&self, find: &Find) -> Result<Vec<Value>, SourceError>;
 }
 
-mod attempts;
 pub mod aws;
 pub mod cache;
-mod credentials;
-pub mod errors;
+mod error;
 mod identity;
-pub mod memory;
-mod parameter_store;
-mod secrets_manager;
+pub mod key;
+#[cfg(test)]
+mod memory;
+mod poller;
+mod tracker;
 pub mod versions;
-pub mod watcher;
+mod watchers;
 
 pub use aws::{AwsSource, SourceOptions, Sources};
 pub use cache::Cached;
+pub use error::{AwsService, ErrorKind, SourceError};
 pub use identity::{Identity, StaticKeys};
-pub use memory::MemorySource;
-#[cfg(test)]
-mod moto_tests;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn err(operation: &'static str) -> SourceError {
-        SourceError {
-            kind: ErrorKind::AccessDenied,
-            service: Service::SecretsManager,
-            operation,
-            key: "prod/db".into(),
-            code: "AccessDeniedException".into(),
-            message: "not authorized".into(),
-        }
-    }
-
-    #[test]
-    fn messages_name_the_service_operation_key_and_code() {
-        assert_eq!(
-            err("GetSecretValue").to_string(),
-            "SecretsManager GetSecretValue on \"prod/db\" failed: AccessDeniedException: not authorized"
-        );
-        assert!(err("AssumeRole").to_string().starts_with("STS AssumeRole"));
-        assert!(err("GetCallerIdentity")
-            .to_string()
-            .starts_with("STS GetCallerIdentity"));
-    }
-}
+pub use poller::Poller;
+pub use tracker::{Moved, Subscriber, Tracker};
+pub use versions::VersionSource;
+pub use watchers::Watchers;

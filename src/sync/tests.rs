@@ -41,7 +41,7 @@ fn mk_param(name: &str, value: &str, version: &str) -> Value {
 fn mk_gone(key: &str) -> SourceError {
     SourceError {
         kind: ErrorKind::NotFound,
-        service: Service::SecretsManager,
+        service: Service::SecretsManager.into(),
         operation: "GetSecretValue",
         key: key.into(),
         code: "ResourceNotFoundException".into(),

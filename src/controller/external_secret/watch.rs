@@ -15,27 +15,25 @@ use crate::api::{parse_duration, ExternalSecret, RemoteRef, RotatedSource, Servi
 use crate::controller::store::ResolvedStore;
 use crate::controller::SyncError;
 use crate::metrics::Metrics;
-use crate::source::cache::is_immutable;
-use crate::source::watcher::{Moved, VersionWatcher, Watch, Watchers};
-use crate::source::{Fetch, Selector, Sources};
+use crate::source::{key, Fetch, Moved, Poller, Selector, Sources, Subscriber, Tracker, Watchers};
 use crate::sync::{Read, ReadFrom, Reads, ValidSpec};
 
 /// The version watchers of every identity, and the moves they reported, per ExternalSecret.
 pub struct VersionWatch {
     watchers: Watchers,
     moved: tokio::sync::Mutex<UnboundedReceiver<Moved>>,
-    /// Per ExternalSecret (`ns/name`): version moves not yet applied.
-    inbox: Mutex<HashMap<String, Vec<Moved>>>,
+    /// Per ExternalSecret: version moves not yet applied.
+    inbox: Mutex<HashMap<Subscriber, Vec<Moved>>>,
 }
 
 /// One ExternalSecret's subscription with the watcher of its store's identity.
 pub(super) struct Subscription {
-    watcher: Arc<VersionWatcher>,
-    subscriber: String,
+    watcher: Arc<Poller>,
+    subscriber: Subscriber,
 }
 
 /// The versions a rotation read is pinned at (none for any other read).
-pub(super) struct Pins<'a>(Option<&'a VersionWatcher>);
+pub(super) struct Pins<'a>(Option<&'a Tracker>);
 
 impl VersionWatch {
     pub fn new(sources: Sources, metrics: Metrics) -> VersionWatch {
@@ -102,20 +100,18 @@ impl VersionWatch {
         let mut moved = self.moved.lock().await;
         while let Some(m) = moved.recv().await {
             for sub in &m.subscribers {
-                let Some((ns, name)) = sub.split_once('/') else {
-                    continue;
-                };
                 let mut inbox = self.inbox.lock().expect("inbox lock");
                 inbox.entry(sub.clone()).or_default().push(m.clone());
                 drop(inbox);
-                let _ = wake.unbounded_send(ObjectRef::new(name).within(ns));
+                let _ = wake.unbounded_send(ObjectRef::new(&sub.name).within(&sub.namespace));
             }
         }
     }
 
     /// Stops watching versions for ExternalSecrets that are no longer in `cache`.
     pub(super) fn untrack_missing(&self, cache: &Store<ExternalSecret>) {
-        let present: BTreeSet<String> = cache.state().iter().map(|es| subscriber_of(es)).collect();
+        let present: BTreeSet<Subscriber> =
+            cache.state().iter().map(|es| subscriber_of(es)).collect();
         for gone in self.watchers.subscribers().difference(&present) {
             self.watchers.untrack(gone);
         }
@@ -139,7 +135,7 @@ impl Subscription {
                 ),
             }
         }
-        self.watcher.track(&self.subscriber, out);
+        self.watcher.tracker().track(&self.subscriber, out);
     }
 
     /// Tracks what the spec uses when no read happened, at the versions of the status's last
@@ -151,13 +147,13 @@ impl Subscription {
             .as_ref()
             .map(|s| s.sources.as_slice())
             .unwrap_or_default();
-        let version_of = |w: &Watch| {
+        let version_of = |w: &Fetch| {
             sources
                 .iter()
-                .find(|s| s.service == w.service && refers_to(&w.key, &s.key))
+                .find(|s| s.service == w.service && key::refers_to(&w.key, &s.key, None))
                 .and_then(|s| s.version_id.clone().or_else(|| s.version.clone()))
         };
-        let mut out: Vec<(Watch, Option<String>)> = spec
+        let mut out: Vec<(Fetch, Option<String>)> = spec
             .remote_refs()
             .filter_map(watch_of)
             .map(|w| {
@@ -173,12 +169,12 @@ impl Subscription {
                 out.push((found(s.service, &s.key), version));
             }
         }
-        self.watcher.track(&self.subscriber, out);
+        self.watcher.tracker().track(&self.subscriber, out);
     }
 
     /// The watcher's versions when `pinned`, else none.
     pub(super) fn pins(&self, pinned: bool) -> Pins<'_> {
-        Pins(pinned.then_some(self.watcher.as_ref()))
+        Pins(pinned.then_some(self.watcher.tracker()))
     }
 }
 
@@ -186,8 +182,8 @@ impl Pins<'_> {
     /// The read of `r`: at the watcher's version when pinned and `r` can move.
     pub(super) fn fetch(&self, r: &RemoteRef) -> Fetch {
         if let (Some(w), Some(watch)) = (self.0, watch_of(r)) {
-            if let Some(version) = w.current(&watch) {
-                return watch.pinned(&version);
+            if let Some(pinned) = w.current(&watch).and_then(|v| watch.pinned(&v)) {
+                return pinned;
             }
         }
         fetch_of(r)
@@ -213,11 +209,11 @@ pub(super) fn applied(pending: &[Moved], metrics: &Metrics) -> Vec<RotatedSource
         .collect()
 }
 
-fn subscriber_of(es: &ExternalSecret) -> String {
-    format!("{}/{}", es.namespace().unwrap_or_default(), es.name_any())
+fn subscriber_of(es: &ExternalSecret) -> Subscriber {
+    Subscriber::new(&es.namespace().unwrap_or_default(), &es.name_any())
 }
 
-fn push_read(out: &mut Vec<(Watch, Option<String>)>, r: &RemoteRef, read: &Read) {
+fn push_read(out: &mut Vec<(Fetch, Option<String>)>, r: &RemoteRef, read: &Read) {
     if let Some(w) = watch_of(r) {
         let version = match read {
             Read::Value(v) => Some(v.version.clone()),
@@ -228,74 +224,20 @@ fn push_read(out: &mut Vec<(Watch, Option<String>)>, r: &RemoteRef, read: &Read)
 }
 
 /// The watch of a remote reference when its selector can move (stages, latest, labels).
-fn watch_of(r: &RemoteRef) -> Option<Watch> {
+fn watch_of(r: &RemoteRef) -> Option<Fetch> {
     let fetch = fetch_of(r);
-    (!is_immutable(&fetch.selector)).then_some(Watch {
-        service: fetch.service,
-        key: fetch.key,
-        selector: fetch.selector,
-    })
+    (!fetch.selector.is_immutable()).then_some(fetch)
 }
 
 /// The watch of a value a find returned: its current version, by name.
-fn found(service: Service, key: &str) -> Watch {
+fn found(service: Service, key: &str) -> Fetch {
     let selector = match service {
         Service::SecretsManager => Selector::Stage("AWSCURRENT".into()),
         Service::ParameterStore => Selector::Latest,
     };
-    Watch {
+    Fetch {
         service,
         key: key.to_string(),
         selector,
-    }
-}
-
-/// True when `key` (as written in a remoteRef: a name or an ARN) names the secret or parameter
-/// AWS calls `name`.
-fn refers_to(key: &str, name: &str) -> bool {
-    if key == name {
-        return true;
-    }
-    if !key.starts_with("arn:") {
-        return false;
-    }
-    let secret = format!(":secret:{name}");
-    // A secret ARN ends with the name plus a random 6-character suffix (`-AbCdEf`), which may be
-    // left out; a parameter ARN ends with `parameter` + the name (with its leading `/`).
-    key.ends_with(&secret)
-        || key
-            .rfind(&secret)
-            .is_some_and(|i| key.len() == i + secret.len() + 7)
-        || key.ends_with(&format!(":parameter{name}"))
-        || key.ends_with(&format!(":parameter/{name}"))
-}
-#[cfg(test)]
-mod tests {
-    use super::refers_to;
-
-    #[test]
-    fn arns_refer_to_the_names_aws_reports() {
-        assert!(refers_to("prod/db", "prod/db"));
-        assert!(refers_to(
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf",
-            "prod/db"
-        ));
-        assert!(refers_to(
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db",
-            "prod/db"
-        ));
-        assert!(!refers_to(
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db2-AbCdEf",
-            "prod/db"
-        ));
-        assert!(refers_to(
-            "arn:aws:ssm:us-east-1:123456789012:parameter/prod/url",
-            "/prod/url"
-        ));
-        assert!(refers_to(
-            "arn:aws:ssm:us-east-1:123456789012:parameter/plain",
-            "plain"
-        ));
-        assert!(!refers_to("prod/db2", "prod/db"));
     }
 }

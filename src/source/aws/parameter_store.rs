@@ -2,9 +2,9 @@
 
 use aws_sdk_ssm::types::Parameter;
 
-use super::aws::AwsClients;
+use super::clients::AwsClients;
 use super::errors::from_sdk;
-use super::{ErrorKind, Fetch, SecretBytes, Selector, Service, SourceError, Value};
+use crate::source::{ErrorKind, Fetch, SecretBytes, Selector, Service, SourceError, Value};
 
 const SERVICE: Service = Service::ParameterStore;
 /// GetParametersByPath allows at most 10 per page.
@@ -22,7 +22,7 @@ impl AwsClients {
             Selector::Stage(_) | Selector::VersionId(_) => {
                 return Err(SourceError {
                     kind: ErrorKind::InvalidRequest,
-                    service: SERVICE,
+                    service: SERVICE.into(),
                     operation: op,
                     key: fetch.key.clone(),
                     code: "InvalidSelector".into(),
@@ -42,7 +42,7 @@ impl AwsClients {
             .and_then(parameter_value)
             .ok_or_else(|| SourceError {
                 kind: ErrorKind::NotFound,
-                service: SERVICE,
+                service: SERVICE.into(),
                 operation: op,
                 key: fetch.key.clone(),
                 code: "ParameterNotFound".into(),

@@ -9,9 +9,9 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretValueEnt
 use futures::{StreamExt, TryStreamExt};
 use regex::Regex;
 
-use super::aws::AwsClients;
+use super::clients::AwsClients;
 use super::errors::{from_sdk, kind_for_code};
-use super::{ErrorKind, Fetch, SecretBytes, Selector, Service, SourceError, Value};
+use crate::source::{ErrorKind, Fetch, SecretBytes, Selector, Service, SourceError, Value};
 
 const SERVICE: Service = Service::SecretsManager;
 /// ListSecrets allows up to 100 per page.
@@ -56,7 +56,7 @@ impl AwsClients {
             .map(|re| {
                 Regex::new(re).map_err(|e| SourceError {
                     kind: ErrorKind::InvalidRequest,
-                    service: SERVICE,
+                    service: SERVICE.into(),
                     operation: "ListSecrets",
                     key: re.to_string(),
                     code: "InvalidRegexp".into(),
@@ -143,7 +143,7 @@ impl AwsClients {
                 if kind != ErrorKind::NotFound {
                     return Err(SourceError {
                         kind,
-                        service: SERVICE,
+                        service: SERVICE.into(),
                         operation: op,
                         key: e.secret_id().unwrap_or(key).to_string(),
                         code: code.to_string(),
@@ -273,7 +273,7 @@ fn secret_value(out: GetSecretValueOutput, key: &str) -> Result<Value, SourceErr
         (None, None) => {
             return Err(SourceError {
                 kind: ErrorKind::NotFound,
-                service: SERVICE,
+                service: SERVICE.into(),
                 operation: "GetSecretValue",
                 key: key.to_string(),
                 code: "NoSecretValue".into(),
@@ -308,7 +308,7 @@ fn entry_value(entry: &SecretValueEntry) -> Option<Value> {
 fn invalid_selector(operation: &'static str, fetch: &Fetch) -> SourceError {
     SourceError {
         kind: ErrorKind::InvalidRequest,
-        service: fetch.service,
+        service: fetch.service.into(),
         operation,
         key: fetch.key.clone(),
         code: "InvalidSelector".into(),

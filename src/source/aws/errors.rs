@@ -9,7 +9,7 @@ use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::{ErrorKind, Service, SourceError};
+use crate::source::{AwsService, ErrorKind, SourceError};
 
 /// Local messages (transport, credentials) are cut to this length: they are diagnostic, and a
 /// long chain would swamp a status condition.
@@ -94,7 +94,7 @@ pub fn is_credentials_error(err: &(dyn StdError + 'static)) -> bool {
 /// echoes secret values; local messages describe transport or credentials only.
 pub fn from_sdk<E>(
     err: &SdkError<E, Response>,
-    service: Service,
+    service: impl Into<AwsService>,
     operation: &'static str,
     key: &str,
 ) -> SourceError
@@ -143,7 +143,7 @@ where
     };
     SourceError {
         kind,
-        service,
+        service: service.into(),
         operation,
         key: key.to_string(),
         code,
@@ -167,6 +167,7 @@ fn local(err: &(dyn StdError + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Service;
     use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
     use aws_sdk_ssm::operation::get_parameter::GetParameterError;
     use aws_smithy_runtime_api::client::result::ConnectorError;

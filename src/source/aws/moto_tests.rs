@@ -12,10 +12,11 @@ use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_ssm::types::ParameterType;
 
-use super::aws::{http_client, AwsClients};
+use super::clients::AwsClients;
 use super::*;
 use crate::api::{AssumeRole, Endpoints, SessionTag};
 use crate::metrics::{AwsRequestLabels, Metrics};
+use crate::source::*;
 
 /// A moto server on a free loopback port, killed when dropped.
 struct Moto {

@@ -1,10 +1,7 @@
-//! Reads from Secrets Manager and Parameter Store through the AWS SDK, one [`AwsSource`] per
-//! [`Identity`], kept in the [`Sources`] registry so that clients, credentials and the cache are
-//! built once and shared by every ExternalSecret using that identity.
+//! The SDK clients of one identity, their shared parts (HTTP pool, identity cache, retries,
+//! timeouts, attempt counter), and the uncached reads dispatched to each service.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,18 +11,15 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
-use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::identity::SharedIdentityCache;
 use aws_types::region::Region;
 
 use super::attempts::CountAttempts;
-use super::cache::Cached;
 use super::credentials::{AssumeRoleCredentials, LazyDefaultChain};
 use super::errors::from_sdk;
-use super::versions::SecretVersions;
-use super::{Fetch, Find, Identity, Service, Source, SourceError, Value};
 use crate::metrics::Metrics;
+use crate::source::{AwsService, Fetch, Find, Identity, Service, Source, SourceError, Value};
 
 /// Assumed (and other expiring) credentials are renewed this long before they expire, so a read
 /// never waits on STS at the moment of expiry.
@@ -54,161 +48,8 @@ impl Default for SourceOptions {
     }
 }
 
-/// The registry of sources, one per identity. Cheap to clone.
-#[derive(Clone)]
-pub struct Sources {
-    inner: Arc<Registry>,
-}
-
-struct Registry {
-    metrics: Metrics,
-    options: SourceOptions,
-    http: SharedHttpClient,
-    sources: Mutex<HashMap<[u8; 32], Arc<AwsSource>>>,
-}
-
-impl Sources {
-    pub fn new(metrics: Metrics, options: SourceOptions) -> Sources {
-        Sources {
-            inner: Arc::new(Registry {
-                metrics,
-                options,
-                http: http_client(),
-                sources: Mutex::new(HashMap::new()),
-            }),
-        }
-    }
-
-    /// The source for `identity`, created on first use and shared afterwards.
-    pub fn source(&self, identity: &Identity) -> Arc<AwsSource> {
-        let key = identity.fingerprint();
-        let mut sources = self.inner.sources.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(sources.entry(key).or_insert_with(|| {
-            Arc::new(AwsSource::new(
-                identity,
-                self.inner.metrics.clone(),
-                &self.inner.options,
-                self.inner.http.clone(),
-            ))
-        }))
-    }
-
-    /// Drops the source of an identity no store uses any more (keys rotated, store deleted).
-    /// Returns whether one existed.
-    pub fn forget(&self, identity: &Identity) -> bool {
-        let key = identity.fingerprint();
-        let mut sources = self.inner.sources.lock().unwrap_or_else(|p| p.into_inner());
-        sources.remove(&key).is_some()
-    }
-
-    /// How many identities have a source.
-    pub fn len(&self) -> usize {
-        self.inner
-            .sources
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// One HTTP client (one connection pool) for every identity: rustls with ring, http and https.
-pub fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
-}
-
-/// Reads for one identity, cached (see [`Cached`]).
-pub struct AwsSource {
-    cache: Cached<AwsClients>,
-}
-
-impl AwsSource {
-    pub fn new(
-        identity: &Identity,
-        metrics: Metrics,
-        options: &SourceOptions,
-        http: SharedHttpClient,
-    ) -> AwsSource {
-        let clients = AwsClients::new(identity, metrics, options, http);
-        AwsSource {
-            cache: Cached::new(clients, options.cache_ttl, options.max_cache_entries),
-        }
-    }
-
-    /// The ARN of the principal these reads run as (sts:GetCallerIdentity): a cheap check that
-    /// the credentials and role work, and the identity shown in store status.
-    pub async fn caller_identity(&self) -> Result<String, SourceError> {
-        self.cache.inner().caller_identity().await
-    }
-
-    /// Forgets the cached value of `fetch`.
-    pub fn invalidate(&self, fetch: &Fetch) {
-        self.cache.invalidate(fetch);
-    }
-
-    /// Every secret's staging labels (ListSecrets), optionally only names starting with one of
-    /// `names` (at most 10).
-    pub async fn list_secret_versions(
-        &self,
-        names: Option<&[String]>,
-    ) -> Result<Vec<SecretVersions>, SourceError> {
-        let start = Instant::now();
-        let result = self.cache.inner().list_secret_versions(names).await;
-        log_call(
-            "secretsmanager",
-            "ListSecrets",
-            "(version check)",
-            start,
-            &result,
-        );
-        result
-    }
-
-    /// One secret's staging labels, strongly consistent (DescribeSecret).
-    pub async fn describe_secret_versions(&self, key: &str) -> Result<SecretVersions, SourceError> {
-        let start = Instant::now();
-        let result = self.cache.inner().describe_secret_versions(key).await;
-        log_call("secretsmanager", "DescribeSecret", key, start, &result);
-        result
-    }
-
-    /// Current versions of up to 10 parameters (GetParameters, not decrypted).
-    pub async fn parameter_versions(
-        &self,
-        requests: &[String],
-    ) -> Result<std::collections::BTreeMap<String, String>, SourceError> {
-        let start = Instant::now();
-        let result = self.cache.inner().parameter_versions(requests).await;
-        log_call("ssm", "GetParameters", "(version check)", start, &result);
-        result
-    }
-
-    /// Reads `fetch` from AWS, ignoring a cached value.
-    pub async fn get_fresh(&self, fetch: &Fetch) -> Result<Value, SourceError> {
-        self.cache.get_fresh(fetch).await
-    }
-}
-
-#[async_trait]
-impl Source for AwsSource {
-    async fn get(&self, fetch: &Fetch) -> Result<Value, SourceError> {
-        self.cache.get(fetch).await
-    }
-
-    async fn find(&self, find: &Find) -> Result<Vec<Value>, SourceError> {
-        self.cache.find(find).await
-    }
-}
-
 /// The SDK clients of one identity: the uncached [`Source`].
-pub(crate) struct AwsClients {
+pub struct AwsClients {
     pub(crate) secrets_manager: aws_sdk_secretsmanager::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
     sts: aws_sdk_sts::Client,
@@ -250,7 +91,7 @@ macro_rules! client {
 }
 
 impl AwsClients {
-    pub(crate) fn new(
+    pub fn new(
         identity: &Identity,
         metrics: Metrics,
         options: &SourceOptions,
@@ -312,12 +153,11 @@ impl AwsClients {
         }
     }
 
-    async fn caller_identity(&self) -> Result<String, SourceError> {
+    pub(super) async fn caller_identity(&self) -> Result<String, SourceError> {
         let start = Instant::now();
         let result = self.sts.get_caller_identity().send().await;
-        // SourceError has no STS service; the operation name makes the origin plain.
         let result = result
-            .map_err(|e| from_sdk(&e, Service::SecretsManager, "GetCallerIdentity", "sts"))
+            .map_err(|e| from_sdk(&e, AwsService::Sts, "GetCallerIdentity", "sts"))
             .map(|out| out.arn.unwrap_or_default());
         log_call("sts", "GetCallerIdentity", "", start, &result);
         result
@@ -362,7 +202,7 @@ impl Source for AwsClients {
 }
 
 /// One debug line per logical call: names and outcome, never values.
-fn log_call<T>(
+pub(super) fn log_call<T>(
     service: &str,
     operation: &str,
     key: &str,

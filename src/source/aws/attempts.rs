@@ -15,8 +15,8 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::errors::{is_credentials_error, kind_for_code};
-use super::ErrorKind;
 use crate::metrics::Metrics;
+use crate::source::ErrorKind;
 
 /// An interceptor for the clients of one AWS service.
 pub struct CountAttempts {

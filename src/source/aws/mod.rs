@@ -1,0 +1,186 @@
+//! Reads from Secrets Manager and Parameter Store through the AWS SDK, one [`AwsSource`] per
+//! [`Identity`], kept in the [`Sources`] registry so that clients, credentials and the cache are
+//! built once and shared by every ExternalSecret using that identity.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+use super::cache::Cached;
+use super::versions::{SecretVersions, VersionSource};
+use super::{Fetch, Find, Identity, Source, SourceError, Value};
+use crate::metrics::Metrics;
+pub use clients::SourceOptions;
+use clients::{log_call, AwsClients};
+
+mod attempts;
+mod clients;
+mod credentials;
+mod errors;
+#[cfg(test)]
+mod moto_tests;
+mod parameter_store;
+mod secrets_manager;
+mod versions;
+
+/// The registry of sources, one per identity. Cheap to clone.
+#[derive(Clone)]
+pub struct Sources {
+    inner: Arc<Registry>,
+}
+
+struct Registry {
+    metrics: Metrics,
+    options: SourceOptions,
+    http: SharedHttpClient,
+    sources: Mutex<HashMap<[u8; 32], Arc<AwsSource>>>,
+}
+
+impl Sources {
+    pub fn new(metrics: Metrics, options: SourceOptions) -> Sources {
+        Sources {
+            inner: Arc::new(Registry {
+                metrics,
+                options,
+                http: http_client(),
+                sources: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<[u8; 32], Arc<AwsSource>>> {
+        self.inner.sources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The source for `identity`, created on first use and shared afterwards.
+    pub fn source(&self, identity: &Identity) -> Arc<AwsSource> {
+        let mut sources = self.map();
+        let source = Arc::clone(sources.entry(identity.fingerprint()).or_insert_with(|| {
+            Arc::new(AwsSource::new(
+                identity,
+                self.inner.metrics.clone(),
+                &self.inner.options,
+                self.inner.http.clone(),
+            ))
+        }));
+        self.inner.metrics.sources.set(sources.len() as i64);
+        source
+    }
+
+    /// Drops the sources of every identity not in `in_use` (keys rotated, store deleted), so
+    /// their clients, credentials and cache are freed.
+    pub fn retain(&self, in_use: &[Identity]) {
+        let keep: HashSet<[u8; 32]> = in_use.iter().map(Identity::fingerprint).collect();
+        let mut sources = self.map();
+        sources.retain(|fingerprint, _| keep.contains(fingerprint));
+        self.inner.metrics.sources.set(sources.len() as i64);
+    }
+
+    /// How many identities have a source.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+}
+
+/// One HTTP client (one connection pool) for every identity: rustls with ring, http and https.
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// Reads for one identity, cached (see [`Cached`]).
+pub struct AwsSource {
+    cache: Cached<AwsClients>,
+}
+
+impl AwsSource {
+    pub fn new(
+        identity: &Identity,
+        metrics: Metrics,
+        options: &SourceOptions,
+        http: SharedHttpClient,
+    ) -> AwsSource {
+        let clients = AwsClients::new(identity, metrics, options, http);
+        AwsSource {
+            cache: Cached::new(clients, options.cache_ttl, options.max_cache_entries),
+        }
+    }
+
+    /// The ARN of the principal these reads run as (sts:GetCallerIdentity): a cheap check that
+    /// the credentials and role work, and the identity shown in store status.
+    pub async fn caller_identity(&self) -> Result<String, SourceError> {
+        self.cache.inner().caller_identity().await
+    }
+
+    /// Reads `fetch` from AWS, ignoring a cached value.
+    pub async fn get_fresh(&self, fetch: &Fetch) -> Result<Value, SourceError> {
+        self.cache.get_fresh(fetch).await
+    }
+}
+
+#[async_trait]
+impl Source for AwsSource {
+    async fn get(&self, fetch: &Fetch) -> Result<Value, SourceError> {
+        self.cache.get(fetch).await
+    }
+
+    async fn find(&self, find: &Find) -> Result<Vec<Value>, SourceError> {
+        self.cache.find(find).await
+    }
+}
+
+#[async_trait]
+impl VersionSource for AwsSource {
+    /// Forgets the cached value of `fetch`.
+    fn invalidate(&self, fetch: &Fetch) {
+        self.cache.invalidate(fetch);
+    }
+
+    /// Every secret's staging labels (ListSecrets), optionally only names starting with one of
+    /// `names` (at most 10).
+    async fn list_secret_versions(
+        &self,
+        names: Option<&[String]>,
+    ) -> Result<Vec<SecretVersions>, SourceError> {
+        let start = Instant::now();
+        let result = self.cache.inner().list_secret_versions(names).await;
+        log_call(
+            "secretsmanager",
+            "ListSecrets",
+            "(version check)",
+            start,
+            &result,
+        );
+        result
+    }
+
+    /// One secret's staging labels, strongly consistent (DescribeSecret).
+    async fn describe_secret_versions(&self, key: &str) -> Result<SecretVersions, SourceError> {
+        let start = Instant::now();
+        let result = self.cache.inner().describe_secret_versions(key).await;
+        log_call("secretsmanager", "DescribeSecret", key, start, &result);
+        result
+    }
+
+    /// Current versions of up to 10 parameters (GetParameters, not decrypted).
+    async fn parameter_versions(
+        &self,
+        requests: &[String],
+    ) -> Result<BTreeMap<String, String>, SourceError> {
+        let start = Instant::now();
+        let result = self.cache.inner().parameter_versions(requests).await;
+        log_call("ssm", "GetParameters", "(version check)", start, &result);
+        result
+    }
+}
