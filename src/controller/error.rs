@@ -41,6 +41,16 @@ impl SyncError {
         }
     }
 
+    /// The object's store cannot give it an identity (gone, not admitted, not ready).
+    pub fn store_unusable(&self) -> bool {
+        matches!(
+            self,
+            SyncError::StoreNotFound(_)
+                | SyncError::StoreNotAllowed(_)
+                | SyncError::StoreNotReady(_)
+        )
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             SyncError::InvalidSpec(_) => "InvalidSpec",

@@ -2,6 +2,7 @@
 
 mod error;
 pub mod external_secret;
+mod identities;
 pub mod restart;
 pub mod store;
 mod store_status;
@@ -61,6 +62,8 @@ pub struct Context {
     pub versions: external_secret::VersionWatch,
     /// Workload restart state and caches.
     pub restarts: restart::Restarts,
+    /// Which objects use which AWS identity, to free what nobody uses.
+    pub identities: identities::IdentityUsers,
 }
 
 /// Resolves when the controllers are to stop; shared by all of them.
@@ -107,6 +110,7 @@ impl Context {
             recorder,
             backoff: Backoff::default(),
             inputs: external_secret::InputsMemo::default(),
+            identities: identities::IdentityUsers::default(),
         }
     }
 

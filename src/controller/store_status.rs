@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Resource, ResourceExt};
 
@@ -20,21 +21,46 @@ use crate::api::{
 /// The SecretStore controller, and the ClusterSecretStore one unless arnsync runs for one
 /// namespace (namespaced RBAC only).
 pub(super) async fn controllers(ctx: &Arc<Context>, shutdown: Shutdown) {
-    let stores = Controller::new(ctx.api::<SecretStore>(), watcher::Config::default())
+    let stores = Controller::new(ctx.api::<SecretStore>(), watcher::Config::default());
+    let live = report_live(ctx, "SecretStore", stores.store());
+    let stores = stores
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_store, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
     if ctx.options.namespace.is_some() {
-        return stores.await;
+        tokio::select! { _ = stores => {}, _ = live => {} }
+        return;
     }
     let cluster_stores = Controller::new(
         Api::<ClusterSecretStore>::all(ctx.client.clone()),
         watcher::Config::default(),
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile_cluster_store, error_policy, ctx.clone())
-    .for_each(|_| futures::future::ready(()));
-    futures::join!(stores, cluster_stores);
+    );
+    let cluster_live = report_live(ctx, "ClusterSecretStore", cluster_stores.store());
+    let cluster_stores = cluster_stores
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_cluster_store, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+    tokio::select! {
+        _ = futures::future::join(stores, cluster_stores) => {}
+        _ = futures::future::join(live, cluster_live) => {}
+    }
+}
+
+/// Tells the identity registry which stores of `kind` exist, every few seconds once the cache
+/// is in, so that a deleted store's source and watcher are freed. Never returns: it ends with
+/// the controller it runs beside.
+async fn report_live<K>(ctx: &Context, kind: &'static str, cache: Store<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    if cache.wait_until_ready().await.is_err() {
+        return futures::future::pending().await;
+    }
+    loop {
+        let uids = cache.state().iter().filter_map(|s| s.uid()).collect();
+        ctx.identities.live(kind, uids);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }
 
 /// How often a healthy store is checked again.
@@ -73,6 +99,10 @@ where
 {
     let started = Instant::now();
     let key = store.uid().unwrap_or_default();
+    match &resolved {
+        Ok(r) => ctx.identities.uses(&key, &r.identity),
+        Err(_) => ctx.identities.stops_using(&key),
+    }
     let outcome = match resolved {
         Ok(r) => {
             let display = r.display.clone();

@@ -177,3 +177,42 @@ async fn static_keys_and_assume_role_with_external_id() {
     assert!(identity.contains("assumed-role/app-secrets"), "{identity}");
     env.assert_no_leaks(&["val-Quebec-1", "sk-Romeo-2"]).await;
 }
+
+/// The source and version watcher of a store identity are freed once nothing uses it: the
+/// `arnsync_sources` gauge goes back to zero after the store is deleted, although the
+/// ExternalSecret that used it stays (reporting StoreNotFound).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_stores_source_is_freed() {
+    let env = Env::start_without_operator().await;
+    let op = env.spawn_operator("gc", &[]);
+    env.namespace("app", json!({})).await;
+    env.store("app").await;
+    env.put_secret("prod/shared", "shared-Golf-1").await;
+    env.apply(es("app", "db", "SecretStore", "aws")).await;
+    env.secret_value("app", "db", "value", b"shared-Golf-1")
+        .await;
+    let sources = || async {
+        let (code, body) = crate::harness::http_get(op.metrics_addr()?, "/metrics").await?;
+        (code == 200).then_some(())?;
+        body.lines()
+            .find(|l| l.starts_with("arnsync_sources "))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+    };
+    env.eventually("one source in use", Duration::from_secs(30), || async {
+        (sources().await? == 1).then_some(())
+    })
+    .await;
+
+    Api::<SecretStore>::namespaced(env.client.clone(), "app")
+        .delete("aws", &Default::default())
+        .await
+        .unwrap();
+    env.ready_reason("app", "db", "StoreNotFound").await;
+    env.eventually("the source freed", Duration::from_secs(30), || async {
+        (sources().await? == 0).then_some(())
+    })
+    .await;
+}

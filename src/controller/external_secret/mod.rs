@@ -66,7 +66,13 @@ pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Act
 
 async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
     let spec = sync::validate(es).map_err(SyncError::InvalidSpec)?;
-    let inputs = dereference::inputs(&spec, ctx).await?;
+    let uid = es.uid().unwrap_or_default();
+    let inputs = dereference::inputs(&spec, ctx).await.inspect_err(|e| {
+        if e.store_unusable() {
+            ctx.identities.stops_using(&uid);
+        }
+    })?;
+    ctx.identities.uses(&uid, &inputs.store.identity);
     let sub = ctx
         .versions
         .subscribe(&spec, &inputs.store, ctx.options.rotation_check_interval)?;
@@ -160,14 +166,27 @@ pub(super) fn controller(
 }
 
 /// Once the cache is in: keeps the condition gauge current (from the cache, no API calls) and
-/// lets go of what ExternalSecrets that are gone used.
+/// lets go of what ExternalSecrets that are gone used, and of the sources and version watchers
+/// of identities no ExternalSecret or store uses.
 async fn housekeeping(ctx: &Context, cache: &Store<ExternalSecret>) {
     if cache.wait_until_ready().await.is_err() {
         return;
     }
+    let kinds: &[&str] = if ctx.options.namespace.is_some() {
+        &["ExternalSecret", "SecretStore"]
+    } else {
+        &["ExternalSecret", "SecretStore", "ClusterSecretStore"]
+    };
     loop {
         count_conditions(cache, &ctx.metrics);
         ctx.versions.untrack_missing(cache);
+        ctx.identities.live(
+            "ExternalSecret",
+            cache.state().iter().filter_map(|es| es.uid()).collect(),
+        );
+        if let Some(in_use) = ctx.identities.in_use(kinds) {
+            ctx.versions.retain(&in_use);
+        }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }

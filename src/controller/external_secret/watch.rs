@@ -108,6 +108,17 @@ impl VersionWatch {
         }
     }
 
+    /// Drops the watchers (and sources) of identities not in `in_use`.
+    pub(super) fn retain(&self, in_use: &[crate::source::Identity]) {
+        let dropped = self.watchers.retain(in_use);
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                "freed the sources of AWS identities no longer used"
+            );
+        }
+    }
+
     /// Stops watching versions for ExternalSecrets that are no longer in `cache`.
     pub(super) fn untrack_missing(&self, cache: &Store<ExternalSecret>) {
         let present: BTreeSet<Subscriber> =
