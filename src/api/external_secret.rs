@@ -401,6 +401,15 @@ impl ExternalSecret {
             .clone()
             .unwrap_or_else(|| self.metadata.name.clone().unwrap_or_default())
     }
+
+    /// How messages and logs name it: `ExternalSecret ns/name`.
+    pub fn label(&self) -> String {
+        format!(
+            "ExternalSecret {}/{}",
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+            self.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
 }
 
 #[cfg(test)]

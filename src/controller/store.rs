@@ -43,7 +43,7 @@ pub async fn resolve_for(
     single_namespace: bool,
 ) -> Result<ResolvedStore, SyncError> {
     let ns = es.namespace().unwrap_or_default();
-    let who = format!("ExternalSecret {ns}/{}", es.name_any());
+    let who = es.label();
     let r = &es.spec.secret_store_ref;
     match r.kind {
         StoreKind::SecretStore => {

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use kube::ResourceExt;
-
 use crate::api::{parse_duration, DataItem, ExternalSecret, FindRef, RemoteRef, Rewrite};
 use crate::source::{SourceError, Value};
 
@@ -69,11 +67,7 @@ pub struct Reads<'a> {
 /// Checks what the CRD schema cannot (or what a cluster that does not enforce its rules lets
 /// through). The error is the message of an `InvalidSpec`.
 pub fn validate(es: &ExternalSecret) -> Result<ValidSpec<'_>, String> {
-    let who = format!(
-        "ExternalSecret {}/{}",
-        es.namespace().unwrap_or_default(),
-        es.name_any()
-    );
+    let who = es.label();
     let refresh = parse_duration(&es.spec.refresh_interval)
         .map_err(|e| format!("{who}: spec.refreshInterval: {e}"))?;
     let data_from = es

@@ -83,12 +83,7 @@ fn next(
                 None => (
                     ConditionStatus::True,
                     "SecretSynced".to_string(),
-                    format!(
-                        "ExternalSecret {}/{}: Secret {} is in sync",
-                        es.namespace().unwrap_or_default(),
-                        es.name_any(),
-                        es.target_name()
-                    ),
+                    format!("{}: Secret {} is in sync", es.label(), es.target_name()),
                 ),
             }
         }
@@ -131,7 +126,7 @@ pub(super) fn record(
     ctx.metrics
         .reconcile("ExternalSecret", reason, started.elapsed());
     tracing::info!(
-        object = %format!("ExternalSecret {}/{}", es.namespace().unwrap_or_default(), es.name_any()),
+        object = %es.label(),
         reason,
         read_aws = read,
         duration_ms = started.elapsed().as_millis() as u64,
