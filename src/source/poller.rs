@@ -203,23 +203,29 @@ impl Poller {
     }
 
     /// Checks every interval, and due rotations every few seconds, until the registry drops.
+    /// The interval is read again on every turn, and nothing counts as checked before something
+    /// is tracked, so a store's interval set just after the poller started applies at once.
     pub(super) async fn run(me: Weak<Poller>) {
-        let mut next_full = Instant::now();
+        let mut last_full: Option<Instant> = None;
         loop {
             let Some(p) = me.upgrade() else { return };
             let interval = p.interval();
-            if Instant::now() >= next_full {
-                if p.tracker.tracked_count() > 0 {
-                    p.check().await;
-                }
-                next_full = Instant::now() + interval;
-            } else {
+            let due = last_full.is_none_or(|t| t.elapsed() >= interval);
+            if !due {
                 p.check_due().await;
+            } else if p.tracker.tracked_count() > 0 {
+                p.check().await;
+                last_full = Some(Instant::now());
+            } else {
+                // Nothing to check: the first value tracked is checked within one short step.
+                last_full = None;
             }
             drop(p);
-            let step = DUE_CHECK.min(interval);
-            let until_full = next_full.saturating_duration_since(Instant::now());
-            tokio::time::sleep(step.min(until_full).max(Duration::from_millis(50))).await;
+            let until_full = last_full.map_or(Duration::from_millis(200), |t| {
+                interval.saturating_sub(t.elapsed())
+            });
+            let step = DUE_CHECK.min(interval).min(until_full);
+            tokio::time::sleep(step.max(Duration::from_millis(50))).await;
         }
     }
 }

@@ -366,11 +366,17 @@ impl Env {
 
     /// Asserts that none of `values` appear in the operator log or in any event.
     pub async fn assert_no_leaks(&self, values: &[&str]) {
-        let log = self.operator_log();
-        assert!(
-            log.contains("reconciled"),
-            "operator log looks empty:\n{log}"
-        );
+        // The "reconciled" line follows the status write a test may have just seen.
+        let log = self
+            .eventually(
+                "a reconcile in the operator log",
+                Duration::from_secs(10),
+                || async {
+                    let log = self.operator_log();
+                    log.contains("reconciled").then_some(log)
+                },
+            )
+            .await;
         let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(self.client.clone());
         let events =
             serde_json::to_string(&events.list(&Default::default()).await.unwrap()).unwrap();
