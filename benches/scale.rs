@@ -81,7 +81,7 @@ async fn run() {
             "metadata": {"name": format!("es{i:04}"), "namespace": "bench"},
             "spec": {"secretStoreRef": {"name": "aws"}, "refreshInterval": "1h", "data": [
                 {"secretKey": "password", "remoteRef": {"key": format!("bench/s{key}"), "property": "password"}},
-                {"secretKey": "param", "remoteRef": {"key": format!("/bench/p{key}"), "service": "ParameterStore"}}
+                {"secretKey": "param", "remoteRef": {"key": format!("arn:aws:ssm:us-east-1:123456789012:parameter/bench/p{key}")}}
             ]}
         }))
         .await;

@@ -1051,19 +1051,20 @@ async fn every_rendering_installs_crds_first() {
     }
 }
 
-/// A store written in External Secrets Operator's shape (`spec.provider.aws`) with only the
-/// `apiVersion` changed is refused at `kubectl apply` (kubectl asks for strict field
-/// validation), naming the field, as a real API server refuses it; nothing is stored.
+/// A store for a provider arnsync does not read (here ESO's Vault provider) is refused at
+/// `kubectl apply` (kubectl asks for strict field validation), naming the field, as a real API
+/// server refuses it; nothing is stored.
 #[tokio::test(flavor = "multi_thread")]
-async fn kubectl_refuses_an_eso_shaped_store_naming_the_unknown_field() {
+async fn kubectl_refuses_a_store_of_another_provider_naming_the_field() {
     let k = Kubectl::with_arnsync_crds().await;
     let store = "\
 apiVersion: arnsync.io/v1alpha1
 kind: SecretStore
-metadata: {name: aws, namespace: default}
+metadata: {name: vault, namespace: default}
 spec:
   provider:
     aws: {service: SecretsManager, region: eu-west-1}
+    vault: {server: 'https://vault.example', path: secret}
 ";
     let file = k.file("store.yaml", store);
     // Client-side apply gets the strict decoding error; server-side apply the typed-patch
@@ -1071,11 +1072,11 @@ spec:
     for (args, expected) in [
         (
             vec!["apply", "-f", file.as_str()],
-            r#"unknown field "spec.provider""#,
+            r#"unknown field "spec.provider.vault""#,
         ),
         (
             vec!["apply", "--server-side", "-f", file.as_str()],
-            ".spec.provider: field not declared in schema",
+            ".spec.provider.vault: field not declared in schema",
         ),
     ] {
         let out = k.run(&args).await;

@@ -50,20 +50,19 @@ fn refused(result: Result<(), String>, message: &str) {
 fn good_external_secrets_pass() {
     for spec in [
         es(
-            json!([{"secretKey": "a", "remoteRef": {"key": "prod/db", "property": "p", "versionStage": "AWSPREVIOUS"}}]),
+            json!([{"secretKey": "a", "remoteRef": {"key": "prod/db", "property": "p", "version": "AWSPREVIOUS",
+                    "conversionStrategy": "Default", "decodingStrategy": "None", "metadataPolicy": "None"}}]),
         ),
-        es(json!([{"secretKey": "a", "remoteRef": {"key": "prod/db", "versionId": "v1"}}])),
-        es(
-            json!([{"secretKey": "a", "remoteRef": {"key": "/p", "service": "ParameterStore", "version": "3"}}]),
-        ),
+        es(json!([{"secretKey": "a", "remoteRef": {"key": "prod/db", "version": "uuid/v1"}}])),
         es(
             json!([{"secretKey": "a", "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/p", "version": "stable"}}]),
         ),
         json!({"secretStoreRef": {"name": "aws"}, "target": {"name": "db-creds.v1"},
                "dataFrom": [{"extract": {"key": "prod/db"}},
-                            {"find": {"service": "ParameterStore", "path": "/prod/", "recursive": true}},
+                            {"find": {"path": "/prod/"}, "rewrite": [{"transform": {"template": "{{ .value | upper }}"}}]},
                             {"find": {"name": {"regexp": "^prod/"}, "tags": {"team": "a"}}}]}),
-        json!({"secretStoreRef": {"name": "aws"}, "target": {"template": {"data": {"k": "static"}}}}),
+        json!({"secretStoreRef": {"name": "aws"}, "target": {"template": {"engineVersion": "v2", "data": {"k": "static"}}}}),
+        json!({"secretStoreRef": {"name": "aws"}, "target": {"template": {"templateFrom": [{"literal": "k: v"}]}}}),
     ] {
         check::<ExternalSecret>(spec.clone()).unwrap_or_else(|e| panic!("{spec}: {e}"));
     }
@@ -72,24 +71,6 @@ fn good_external_secrets_pass() {
 #[test]
 fn bad_external_secrets_are_refused_with_a_message_that_says_what_to_do() {
     refused(
-        check::<ExternalSecret>(es(
-            json!([{"secretKey": "a", "remoteRef": {"key": "k", "versionStage": "AWSCURRENT", "versionId": "v"}}]),
-        )),
-        "set at most one of versionStage and versionId",
-    );
-    refused(
-        check::<ExternalSecret>(es(
-            json!([{"secretKey": "a", "remoteRef": {"key": "k", "version": "3"}}]),
-        )),
-        "version is only for ParameterStore",
-    );
-    refused(
-        check::<ExternalSecret>(es(
-            json!([{"secretKey": "a", "remoteRef": {"key": "/p", "service": "ParameterStore", "versionStage": "AWSCURRENT"}}]),
-        )),
-        "versionStage and versionId are only for SecretsManager",
-    );
-    refused(
         check::<ExternalSecret>(
             json!({"secretStoreRef": {"name": "aws"}, "dataFrom": [{"extract": {"key": "k"}, "find": {"name": {"regexp": "x"}}}]}),
         ),
@@ -97,9 +78,33 @@ fn bad_external_secrets_are_refused_with_a_message_that_says_what_to_do() {
     );
     refused(
         check::<ExternalSecret>(
-            json!({"secretStoreRef": {"name": "aws"}, "dataFrom": [{"find": {"service": "ParameterStore", "name": {"regexp": "x"}}}]}),
+            json!({"secretStoreRef": {"name": "aws"}, "dataFrom": [{"sourceRef": {"generatorRef": {"kind": "ECRAuthorizationToken", "name": "ecr"}}}]}),
         ),
-        "find: ParameterStore takes path",
+        "sourceRef is not supported",
+    );
+    refused(
+        check::<ExternalSecret>(es(
+            json!([{"secretKey": "a", "remoteRef": {"key": "k"}, "sourceRef": {"storeRef": {"name": "other"}}}]),
+        )),
+        "sourceRef is not supported",
+    );
+    refused(
+        check::<ExternalSecret>(
+            json!({"secretStoreRef": {"name": "aws"}, "target": {"template": {"engineVersion": "v1", "data": {"k": "v"}}}}),
+        ),
+        "engineVersion v1 is not supported",
+    );
+    refused(
+        check::<ExternalSecret>(
+            json!({"secretStoreRef": {"name": "aws"}, "target": {"creationPolicy": "Merge", "deletionPolicy": "Delete"}, "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}]}),
+        ),
+        "use deletionPolicy Merge or Retain",
+    );
+    refused(
+        check::<ExternalSecret>(
+            json!({"secretStoreRef": {"name": "aws"}, "dataFrom": [{"extract": {"key": "k"}, "rewrite": [{}]}]}),
+        ),
+        "set exactly one of regexp and transform",
     );
     refused(
         check::<ExternalSecret>(
@@ -111,10 +116,14 @@ fn bad_external_secrets_are_refused_with_a_message_that_says_what_to_do() {
         check::<ExternalSecret>(json!({"secretStoreRef": {"name": "aws"}})),
         "nothing to sync",
     );
-    refused(
-        check::<ExternalSecret>(es(json!([{"secretKey": "a", "remoteRef": {"key": ""}}]))),
-        "key must not be empty",
-    );
+}
+
+fn store(aws: Value) -> Value {
+    let mut provider = json!({"service": "SecretsManager", "region": "us-east-1"});
+    for (k, v) in aws.as_object().into_iter().flatten() {
+        provider[k] = v.clone();
+    }
+    json!({"provider": {"aws": provider}})
 }
 
 #[test]
@@ -126,24 +135,45 @@ fn stores_keep_credentials_where_they_belong() {
         }
         json!({"secretRef": {"accessKeyIDSecretRef": sel.clone(), "secretAccessKeySecretRef": sel}})
     };
-    check::<SecretStore>(json!({"region": "us-east-1", "auth": keys(None)})).unwrap();
+    let jwt = |ns: Option<&str>| {
+        let mut sa = json!({"name": "app"});
+        if let Some(ns) = ns {
+            sa["namespace"] = json!(ns);
+        }
+        json!({"jwt": {"serviceAccountRef": sa}})
+    };
+    check::<SecretStore>(store(json!({"auth": keys(None)}))).unwrap();
+    check::<SecretStore>(store(json!({"auth": jwt(None)}))).unwrap();
     refused(
-        check::<SecretStore>(json!({"region": "us-east-1", "auth": keys(Some("other"))})),
+        check::<SecretStore>(store(json!({"auth": keys(Some("other"))}))),
         "a SecretStore reads credentials only from its own namespace",
     );
     refused(
-        check::<SecretStore>(json!({"region": ""})),
+        check::<SecretStore>(store(json!({"auth": jwt(Some("other"))}))),
+        "a SecretStore may use only a ServiceAccount of its own namespace",
+    );
+    refused(
+        check::<SecretStore>(store(json!({"region": ""}))),
         "region must not be empty",
     );
-    check::<ClusterSecretStore>(json!({"region": "us-east-1", "auth": keys(Some("ops"))})).unwrap();
+    let both = json!({"secretRef": keys(None)["secretRef"], "jwt": jwt(None)["jwt"]});
     refused(
-        check::<ClusterSecretStore>(json!({"region": "us-east-1", "auth": keys(None)})),
-        "a ClusterSecretStore must name the namespace of every auth.secretRef",
+        check::<SecretStore>(store(json!({"auth": both}))),
+        "set at most one of secretRef and jwt",
     );
-    check::<ClusterSecretStore>(json!({"region": "us-east-1",
-        "role": {"arn": "arn:aws:iam::123456789012:role/r", "externalID": "x"},
-        "conditions": [{"namespaces": ["a"]}, {"namespaceSelector": {"matchLabels": {"k": "v"}}}]}))
-    .unwrap();
+    check::<ClusterSecretStore>(store(json!({"auth": keys(Some("ops"))}))).unwrap();
+    refused(
+        check::<ClusterSecretStore>(store(json!({"auth": keys(None)}))),
+        "a ClusterSecretStore must name the namespace of every provider.aws.auth.secretRef",
+    );
+    refused(
+        check::<ClusterSecretStore>(store(json!({"auth": jwt(None)}))),
+        "a ClusterSecretStore must name the namespace of provider.aws.auth.jwt.serviceAccountRef",
+    );
+    let mut conditions = store(json!({"role": "arn:aws:iam::123456789012:role/r", "externalID": "x"}));
+    conditions["conditions"] = json!([{"namespaces": ["a"]}, {"namespaceSelector": {"matchLabels": {"k": "v"}}},
+                                      {"namespaceRegexes": ["team-.*"]}]);
+    check::<ClusterSecretStore>(conditions).unwrap();
 }
 
 /// The real API server estimates each rule's worst-case cost from the schema's bounds and

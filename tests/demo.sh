@@ -211,9 +211,10 @@ k apply --server-side -f deploy/examples/00-namespace.yaml
 import json, sys
 url, path = sys.argv[1], sys.argv[2]
 import yaml
-doc = yaml.safe_load(open(path))
-doc["spec"]["endpoints"] = {"secretsManager": url, "ssm": url, "sts": url}
-print(json.dumps(doc))
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+for doc in docs:
+    doc["spec"]["arnsync"] = {"endpoints": {"secretsManager": url, "ssm": url, "sts": url}}
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
 PYEOF
 k apply --server-side -f deploy/examples/20-externalsecret-db.yaml \
   -f deploy/examples/30-externalsecret-config.yaml

@@ -49,17 +49,14 @@ impl IdentityUsers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::AwsSettings;
 
     fn identity(region: &str) -> Identity {
-        let settings = AwsSettings {
+        Identity {
             region: region.into(),
             endpoints: Default::default(),
-            auth: None,
+            static_keys: None,
             role: None,
-            rotation_check_interval: None,
-        };
-        Identity::from_settings(&settings, None)
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use kube::{Api, Client, ResourceExt};
 use super::error::SyncError;
 use crate::api::{
     AwsSettings, ClusterSecretStore, ClusterStoreCondition, ExternalSecret, SecretKeySelector,
-    SecretStore, StoreKind,
+    SecretStore, Service, StoreKind,
 };
 use crate::source::{Identity, StaticKeys};
 
@@ -21,7 +21,11 @@ pub struct ResolvedStore {
     /// uid and generation: a change means the ExternalSecret must read again.
     pub version: (String, i64),
     pub identity: Identity,
-    /// `spec.rotationCheckInterval`, as written.
+    /// `provider.aws.service`: what the ExternalSecrets' keys name.
+    pub service: Service,
+    /// `provider.aws.prefix`, put in front of every key that is not an ARN.
+    pub prefix: Option<String>,
+    /// `spec.arnsync.rotationCheckInterval`, as written.
     pub rotation_check_interval: Option<String>,
 }
 
@@ -108,12 +112,29 @@ async fn resolve<K: ResourceExt>(
     own_namespace: Option<&str>,
 ) -> Result<ResolvedStore, SyncError> {
     let keys = read_keys(client, &display, &settings, own_namespace).await?;
+    if settings.jwt.is_some() {
+        return Err(SyncError::StoreNotReady(format!(
+            "{display}: provider.aws.auth.jwt is not supported yet"
+        )));
+    }
+    if settings.roles.len() > 1 {
+        return Err(SyncError::StoreNotReady(format!(
+            "{display}: provider.aws.additionalRoles is not supported yet"
+        )));
+    }
     Ok(ResolvedStore {
         version: (
             store.uid().unwrap_or_default(),
             store.meta().generation.unwrap_or_default(),
         ),
-        identity: Identity::from_settings(&settings, keys),
+        identity: Identity {
+            region: settings.region.clone(),
+            endpoints: settings.endpoints.clone(),
+            static_keys: keys,
+            role: settings.roles.last().cloned(),
+        },
+        service: settings.service,
+        prefix: settings.prefix.clone(),
         rotation_check_interval: settings.rotation_check_interval.clone(),
         display,
     })
@@ -164,17 +185,17 @@ async fn read_keys(
         Ok::<String, SyncError>(text.trim().to_string())
     };
     let access_key_id = read(
-        "auth.secretRef.accessKeyIDSecretRef",
+        "provider.aws.auth.secretRef.accessKeyIDSecretRef",
         auth.access_key_id_secret_ref.clone(),
     )
     .await?;
     let secret_access_key = read(
-        "auth.secretRef.secretAccessKeySecretRef",
+        "provider.aws.auth.secretRef.secretAccessKeySecretRef",
         auth.secret_access_key_secret_ref.clone(),
     )
     .await?;
     let session_token = match auth.session_token_secret_ref.clone() {
-        Some(sel) => Some(read("auth.secretRef.sessionTokenSecretRef", sel).await?),
+        Some(sel) => Some(read("provider.aws.auth.secretRef.sessionTokenSecretRef", sel).await?),
         None => None,
     };
     Ok(Some(StaticKeys {
@@ -214,10 +235,17 @@ pub fn admits(
     conditions.is_empty()
         || conditions.iter().any(|c| {
             c.namespaces.iter().any(|n| n == ns)
+                || c.namespace_regexes.iter().any(|re| whole_match(re, ns))
                 || c.namespace_selector
                     .as_ref()
                     .is_some_and(|s| selector_matches(s, labels))
         })
+}
+
+/// True when regular expression `re` matches all of `name`. An invalid expression matches
+/// nothing (the store's status reports it).
+fn whole_match(re: &str, name: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{re})$")).is_ok_and(|r| r.is_match(name))
 }
 
 /// Label selector semantics (matchLabels and matchExpressions: In, NotIn, Exists, DoesNotExist).
@@ -256,7 +284,7 @@ mod tests {
 
     #[test]
     fn credentials_are_read_only_where_the_store_may_read() {
-        let f = "auth.secretRef.accessKeyIDSecretRef";
+        let f = "provider.aws.auth.secretRef.accessKeyIDSecretRef";
         assert_eq!(
             credentials_namespace("s", f, Some("app"), None).unwrap(),
             "app"
@@ -286,7 +314,7 @@ mod tests {
         assert!(admits(&[], "any", &labels(&[])));
         let by_name = ClusterStoreCondition {
             namespaces: vec!["team-a".into()],
-            namespace_selector: None,
+            ..ClusterStoreCondition::default()
         };
         assert!(admits(
             std::slice::from_ref(&by_name),
@@ -299,7 +327,6 @@ mod tests {
             &labels(&[])
         ));
         let by_label = ClusterStoreCondition {
-            namespaces: vec![],
             namespace_selector: Some(LabelSelector {
                 match_labels: Some(labels(&[("secrets", "aws")])),
                 match_expressions: Some(vec![LabelSelectorRequirement {
@@ -308,6 +335,7 @@ mod tests {
                     values: Some(vec!["dev".into()]),
                 }]),
             }),
+            ..ClusterStoreCondition::default()
         };
         let conds = [by_name, by_label];
         assert!(admits(
@@ -321,5 +349,11 @@ mod tests {
             &labels(&[("secrets", "aws"), ("env", "dev")])
         ));
         assert!(!admits(&conds, "team-b", &labels(&[("env", "prod")])));
+        let by_regex = [ClusterStoreCondition {
+            namespace_regexes: vec!["team-.*".into()],
+            ..ClusterStoreCondition::default()
+        }];
+        assert!(admits(&by_regex, "team-c", &labels(&[])));
+        assert!(!admits(&by_regex, "my-team-c", &labels(&[])));
     }
 }

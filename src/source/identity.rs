@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 
-use crate::api::{AssumeRole, AwsSettings, Endpoints};
+use crate::api::{AssumeRole, Endpoints};
 
 /// Static access keys, read by the controller from a Kubernetes Secret. `Debug` shows the
 /// access key id only.
@@ -41,16 +41,6 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The identity a store describes, with its `auth.secretRef` already resolved to keys.
-    pub fn from_settings(settings: &AwsSettings, static_keys: Option<StaticKeys>) -> Identity {
-        Identity {
-            region: settings.region.clone(),
-            endpoints: settings.endpoints.clone(),
-            static_keys,
-            role: settings.role.clone(),
-        }
-    }
-
     /// A digest of every field, used as the registry key so the registry does not hold a second
     /// copy of secret key material. Each field is length-prefixed so that no two different
     /// identities encode alike.

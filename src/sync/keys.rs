@@ -8,6 +8,8 @@ use crate::api::Rewrite;
 pub enum KeyError {
     #[error("rewrite regexp {regexp:?} does not compile: {reason}")]
     BadRegexp { regexp: String, reason: String },
+    #[error("rewrite transform: {reason}")]
+    Transform { reason: String },
     #[error("key {key:?} is not a valid Secret key (letters, digits, '-', '_', '.'; at most 253); add a rewrite rule to rename it")]
     Invalid { key: String },
 }
@@ -16,6 +18,11 @@ pub enum KeyError {
 pub fn rewrite(key: &str, rules: &[Rewrite]) -> Result<String, KeyError> {
     let mut out = key.to_string();
     for rule in rules {
+        if let Some(t) = &rule.transform {
+            out = super::template::render_str(&t.template, &serde_json::json!({ "value": out }))
+                .map_err(|reason| KeyError::Transform { reason })?;
+            continue;
+        }
         let Some(re) = &rule.regexp else { continue };
         let compiled = Regex::new(&re.source).map_err(|e| KeyError::BadRegexp {
             regexp: re.source.clone(),
@@ -61,6 +68,7 @@ mod tests {
                 source: source.into(),
                 target: target.into(),
             }),
+            transform: None,
         }
     }
 

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use super::secret::{check_target, desired_secret, differs, written_by};
 use super::spec::{Read, ReadFrom, Reads, ValidSpec};
 use super::{data_hash, keys, property, template};
-use crate::api::{CreationPolicy, DeletionPolicy, Service, SourceStatus};
+use crate::api::{CreationPolicy, DeletionPolicy, MergePolicy, Service, SourceStatus};
 use crate::source::{SourceError, Value};
 
 #[derive(Debug)]
@@ -61,6 +61,8 @@ pub enum PlanError {
     TargetConflict(String),
     #[error("{0}")]
     SecretTooLarge(String),
+    #[error("{0}")]
+    TargetImmutable(String),
 }
 
 /// Kubernetes refuses a Secret whose values add up to more than 1 MiB.
@@ -79,6 +81,7 @@ impl PlanError {
             PlanError::TargetNotFound(_) => "TargetNotFound",
             PlanError::TargetConflict(_) => "TargetConflict",
             PlanError::SecretTooLarge(_) => "SecretTooLarge",
+            PlanError::TargetImmutable(_) => "TargetImmutable",
         }
     }
 }
@@ -227,7 +230,10 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
                 )),
             });
         }
-        if values.is_empty() && spec.target.creation_policy != CreationPolicy::Merge {
+        if values.is_empty()
+            && spec.target.creation_policy != CreationPolicy::Merge
+            && spec.target.deletion_policy == DeletionPolicy::Delete
+        {
             return Ok(Plan {
                 action: Action::Delete,
                 data_hash: None,
@@ -251,7 +257,10 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
                     PlanError::InvalidKey(format!("{who}: target.template.data: {e}"))
                 })?;
             }
-            rendered
+            match t.merge_policy.unwrap_or_default() {
+                MergePolicy::Replace => rendered,
+                MergePolicy::Merge => plain.into_iter().chain(rendered).collect(),
+            }
         }
         None => plain,
     };
@@ -268,6 +277,11 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
         Some(current) => differs(current, &desired),
         None => true,
     };
+    if changed && input.existing.is_some_and(|s| s.immutable == Some(true)) {
+        return Err(PlanError::TargetImmutable(format!(
+            "{who}: Secret {target} is immutable (target.immutable) and its data would change; delete the Secret to let arnsync write it again"
+        )));
+    }
     let gone_note = gone.first().map(|first| {
         let all = gone
             .iter()
@@ -276,9 +290,21 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
             .join("; ");
         (
             first.kind.reason().to_string(),
-            format!("{who}: {all}; removed its keys from Secret {target} (deletionPolicy Delete)"),
+            format!(
+                "{who}: {all}; removed its keys from Secret {target} (deletionPolicy {:?})",
+                spec.target.deletion_policy
+            ),
         )
     });
+    if spec.target.creation_policy == CreationPolicy::None {
+        // Read and report only: nothing is written, and nothing the Secret holds is claimed.
+        return Ok(Plan {
+            action: Action::Keep,
+            data_hash: Some(hash),
+            sources,
+            gone: gone_note,
+        });
+    }
     Ok(Plan {
         action: Action::Apply {
             secret: Box::new(desired),

@@ -1,6 +1,5 @@
 //! Values as the Secret receives them: JSON property lookup and decoding.
 
-use base64::Engine;
 use serde_json::Value as Json;
 
 use crate::api::DecodingStrategy;
@@ -77,21 +76,33 @@ fn category(e: &serde_json::Error) -> &'static str {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("decodingStrategy Base64: the value is not valid base64 (standard or URL-safe)")]
-pub struct DecodeError;
+#[error("decodingStrategy {0}: the value is not valid base64 ({1})")]
+pub struct DecodeError(&'static str, &'static str);
 
 /// Applies a decoding strategy. `Auto` decodes when the value is valid base64 and keeps it as
 /// it is otherwise.
 pub fn decode(raw: Vec<u8>, strategy: DecodingStrategy) -> Result<Vec<u8>, DecodeError> {
     match strategy {
         DecodingStrategy::None => Ok(raw),
-        DecodingStrategy::Base64 => base64_decode(&raw).ok_or(DecodeError),
-        DecodingStrategy::Auto => Ok(base64_decode(&raw).unwrap_or(raw)),
+        DecodingStrategy::Base64 => {
+            base64_decode(&raw, ANY).ok_or(DecodeError("Base64", "standard or URL-safe"))
+        }
+        DecodingStrategy::Base64Url => {
+            base64_decode(&raw, URL).ok_or(DecodeError("Base64URL", "URL-safe"))
+        }
+        DecodingStrategy::Auto => Ok(base64_decode(&raw, ANY).unwrap_or(raw)),
     }
 }
 
-fn base64_decode(raw: &[u8]) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{
+    GeneralPurpose, STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+};
+
+const ANY: &[GeneralPurpose] = &[STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD];
+const URL: &[GeneralPurpose] = &[URL_SAFE, URL_SAFE_NO_PAD];
+
+fn base64_decode(raw: &[u8], engines: &[GeneralPurpose]) -> Option<Vec<u8>> {
+    use base64::Engine;
     let trimmed: Vec<u8> = raw
         .iter()
         .copied()
@@ -100,7 +111,7 @@ fn base64_decode(raw: &[u8]) -> Option<Vec<u8>> {
     if trimmed.is_empty() {
         return None;
     }
-    [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
+    engines
         .iter()
         .find_map(|e| e.decode(&trimmed).ok())
 }
@@ -156,7 +167,7 @@ mod tests {
         );
         assert_eq!(
             decode(b"not base64!".to_vec(), DecodingStrategy::Base64),
-            Err(DecodeError)
+            Err(DecodeError("Base64", "standard or URL-safe"))
         );
         assert_eq!(
             decode(b"not base64!".to_vec(), DecodingStrategy::Auto).unwrap(),

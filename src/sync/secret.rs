@@ -36,6 +36,9 @@ pub(super) fn check_target(
     existing: Option<&Secret>,
 ) -> Result<(), PlanError> {
     let policy = es.spec.target.creation_policy;
+    if policy == CreationPolicy::None {
+        return Ok(());
+    }
     let Some(current) = existing else {
         if policy == CreationPolicy::Merge {
             return Err(PlanError::TargetNotFound(format!(
@@ -129,6 +132,7 @@ pub(super) fn desired_secret(
             ..Default::default()
         },
         type_,
+        immutable: es.spec.target.immutable.then_some(true),
         data: Some(
             data.iter()
                 .map(|(k, v)| (k.clone(), ByteString(v.clone())))
@@ -160,9 +164,11 @@ pub(super) fn differs(current: &Secret, desired: &Secret) -> bool {
             .any(|c| c.uid == o.uid && c.controller == o.controller)
     });
     let type_same = desired.type_.is_none() || desired.type_ == current.type_;
+    let immutable_same = desired.immutable.is_none() || desired.immutable == current.immutable;
     !(data_same
         && owners_same
         && type_same
+        && immutable_same
         && subset(&desired.metadata.labels, &current.metadata.labels)
         && subset(&desired.metadata.annotations, &current.metadata.annotations))
 }

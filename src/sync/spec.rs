@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use crate::api::{parse_duration, DataItem, ExternalSecret, FindRef, RemoteRef, Rewrite};
+use crate::api::{
+    parse_duration, DataItem, EngineVersion, ExternalSecret, FindRef, MetadataPolicy,
+    RefreshPolicy, RemoteRef, Rewrite, Service,
+};
 use crate::source::{SourceError, Value};
 
 /// An ExternalSecret whose spec passed [`validate`].
@@ -13,8 +16,9 @@ pub struct ValidSpec<'a> {
     pub es: &'a ExternalSecret,
     /// `ExternalSecret ns/name`, the subject of every message.
     pub who: String,
-    /// `spec.refreshInterval`; zero reads once.
+    /// `spec.refreshInterval`; zero reads once (also for refreshPolicy OnChange and CreatedOnce).
     pub refresh: Duration,
+    pub policy: RefreshPolicy,
     pub data: &'a [DataItem],
     pub data_from: Vec<DataFrom<'a>>,
 }
@@ -68,8 +72,13 @@ pub struct Reads<'a> {
 /// through). The error is the message of an `InvalidSpec`.
 pub fn validate(es: &ExternalSecret) -> Result<ValidSpec<'_>, String> {
     let who = es.label();
-    let refresh = parse_duration(&es.spec.refresh_interval)
-        .map_err(|e| format!("{who}: spec.refreshInterval: {e}"))?;
+    let policy = es.spec.refresh_policy.unwrap_or_default();
+    let refresh = match policy {
+        RefreshPolicy::Periodic => parse_duration(&es.spec.refresh_interval)
+            .map_err(|e| format!("{who}: spec.refreshInterval: {e}"))?,
+        RefreshPolicy::OnChange | RefreshPolicy::CreatedOnce => Duration::ZERO,
+    };
+    refuse_unsupported(es).map_err(|e| format!("{who}: {e}"))?;
     let data_from = es
         .spec
         .data_from
@@ -94,9 +103,70 @@ pub fn validate(es: &ExternalSecret) -> Result<ValidSpec<'_>, String> {
         es,
         who,
         refresh,
+        policy,
         data: &es.spec.data,
         data_from,
     })
+}
+
+/// What the CRD's rules refuse, checked again for clusters that do not enforce them, and what
+/// depends on the store (bound by [`ExternalSecret::bound_to`]).
+fn refuse_unsupported(es: &ExternalSecret) -> Result<(), String> {
+    let spec = &es.spec;
+    for (i, d) in spec.data.iter().enumerate() {
+        if d.source_ref.is_some() {
+            return Err(format!("spec.data[{i}].sourceRef is not supported: arnsync reads only from spec.secretStoreRef (no generators, no per-entry stores); use one ExternalSecret per store"));
+        }
+        remote_supported(&d.remote_ref, &format!("spec.data[{i}].remoteRef"))?;
+    }
+    for (i, d) in spec.data_from.iter().enumerate() {
+        let at = format!("spec.dataFrom[{i}]");
+        if d.source_ref.is_some() {
+            return Err(format!("{at}.sourceRef is not supported: arnsync reads only from spec.secretStoreRef (no generators, no per-entry stores); use one ExternalSecret per store"));
+        }
+        if let Some(r) = &d.extract {
+            remote_supported(r, &format!("{at}.extract"))?;
+        }
+        if let Some(f) = &d.find {
+            find_supported(f, &format!("{at}.find"))?;
+        }
+        for (j, r) in d.rewrite.iter().enumerate() {
+            if r.regexp.is_some() == r.transform.is_some() {
+                return Err(format!(
+                    "{at}.rewrite[{j}]: set exactly one of regexp and transform"
+                ));
+            }
+        }
+    }
+    if let Some(t) = &spec.target.template {
+        if t.engine_version == Some(EngineVersion::V1) {
+            return Err("spec.target.template.engineVersion v1 is not supported (External Secrets Operator deprecated it): write the template for v2 and set engineVersion: v2".into());
+        }
+    }
+    Ok(())
+}
+
+fn remote_supported(r: &RemoteRef, at: &str) -> Result<(), String> {
+    if r.metadata_policy == Some(MetadataPolicy::Fetch) {
+        return Err(format!(
+            "{at}.metadataPolicy Fetch (reading tags instead of the value) is not supported; remove it to read the value"
+        ));
+    }
+    Ok(())
+}
+
+fn find_supported(f: &FindRef, at: &str) -> Result<(), String> {
+    if let Some(n) = &f.name {
+        regex::Regex::new(&n.regexp).map_err(|_| {
+            format!("{at}.name.regexp {:?} is not a valid regular expression", n.regexp)
+        })?;
+    }
+    if f.service == Some(Service::ParameterStore) && !f.tags.is_empty() {
+        return Err(format!(
+            "{at}.tags: a ParameterStore find takes path and name.regexp, not tags"
+        ));
+    }
+    Ok(())
 }
 
 impl ValidSpec<'_> {

@@ -83,7 +83,7 @@ fn one_key_es() -> ExternalSecret {
         "secretStoreRef": {"name": "aws"},
         "data": [
             {"secretKey": "password", "remoteRef": {"key": "prod/db", "property": "password"}},
-            {"secretKey": "url", "remoteRef": {"key": "/prod/url", "service": "ParameterStore"}}
+            {"secretKey": "url", "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/url"}}
         ]
     }))
 }
@@ -206,7 +206,7 @@ fn extract_find_and_rewrite() {
         "secretStoreRef": {"name": "aws"},
         "dataFrom": [
             {"extract": {"key": "prod/db"}},
-            {"find": {"service": "ParameterStore", "path": "/prod/app/", "recursive": true},
+            {"find": {"path": "/prod/app/"},
              "rewrite": [{"regexp": {"source": "^/prod/app/(.*)$", "target": "$1"}}]}
         ]
     }));

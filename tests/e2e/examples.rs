@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::harness::{data_str, Env};
 
@@ -38,7 +39,7 @@ async fn deploy_examples_sync() {
                 continue;
             }
             if manifest["kind"] == "SecretStore" {
-                manifest["spec"]["endpoints"] = env.endpoints();
+                manifest["spec"]["arnsync"] = json!({"endpoints": env.endpoints()});
             }
             kinds.push(manifest["kind"].as_str().unwrap().to_string());
             if manifest["kind"] == "Deployment" {

@@ -215,14 +215,27 @@ impl Env {
         r
     }
 
-    /// A SecretStore in `ns` named `aws` that reaches moto through the proxy.
+    /// SecretStores in `ns` that reach moto through the proxy: `aws` for Secrets Manager and
+    /// `aws-ssm` for Parameter Store.
     pub async fn store(&self, ns: &str) {
-        self.apply(json!({
-            "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
-            "metadata": {"name": "aws", "namespace": ns},
-            "spec": {"region": "us-east-1", "endpoints": self.endpoints()}
-        }))
-        .await;
+        for (name, service) in [("aws", "SecretsManager"), ("aws-ssm", "ParameterStore")] {
+            self.apply(json!({
+                "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": self.store_spec(service, json!({}))
+            }))
+            .await;
+        }
+    }
+
+    /// A store spec for `service` reaching moto, with `aws` merged into `provider.aws`
+    /// (auth, role, ...).
+    pub fn store_spec(&self, service: &str, aws: serde_json::Value) -> serde_json::Value {
+        let mut provider = json!({"service": service, "region": "us-east-1"});
+        for (k, v) in aws.as_object().into_iter().flatten() {
+            provider[k] = v.clone();
+        }
+        json!({"provider": {"aws": provider}, "arnsync": {"endpoints": self.endpoints()}})
     }
 
     pub fn endpoints(&self) -> serde_json::Value {

@@ -121,7 +121,7 @@ async fn stage_moves_and_new_parameter_versions_reach_the_secret() {
         "db",
         json!([
             {"secretKey": "password", "remoteRef": {"key": "prod/db"}},
-            {"secretKey": "url", "remoteRef": {"key": "/prod/url", "service": "ParameterStore"}}
+            {"secretKey": "url", "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/url"}}
         ]),
     ))
     .await;
@@ -389,7 +389,7 @@ async fn check_cost_is_bounded_and_shared_keys_are_read_once() {
         let k = i % 10;
         env.apply(es("app", &format!("es{i:02}"), json!([
             {"secretKey": "s", "remoteRef": {"key": format!("shared/s{k}")}},
-            {"secretKey": "p", "remoteRef": {"key": format!("/shared/p{k}"), "service": "ParameterStore"}}
+            {"secretKey": "p", "remoteRef": {"key": format!("arn:aws:ssm:us-east-1:123456789012:parameter/shared/p{k}")}}
         ])))
         .await;
     }
@@ -498,7 +498,7 @@ async fn a_rotation_whose_reads_fail_is_retried_until_written() {
     env.apply(es(
         "app",
         "flaky",
-        json!([{"secretKey": "value", "remoteRef": {"key": "/prod/flaky", "service": "ParameterStore"}}]),
+        json!([{"secretKey": "value", "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/flaky"}}]),
     ))
     .await;
     env.secret_value("app", "flaky", "value", b"flaky-Echo-1")

@@ -28,7 +28,8 @@ async fn store_isolation_is_enforced_with_clear_conditions() {
     env.apply(json!({
         "apiVersion": "arnsync.io/v1alpha1", "kind": "ClusterSecretStore",
         "metadata": {"name": "shared"},
-        "spec": {"region": "us-east-1", "endpoints": env.endpoints(),
+        "spec": {"provider": {"aws": {"service": "SecretsManager", "region": "us-east-1"}},
+                 "arnsync": {"endpoints": env.endpoints()},
                  "conditions": [{"namespaces": ["team-c"]}, {"namespaceSelector": {"matchLabels": {"secrets": "aws"}}}]}
     }))
     .await;
@@ -74,9 +75,9 @@ async fn store_isolation_is_enforced_with_clear_conditions() {
         .try_apply(json!({
             "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
             "metadata": {"name": "sneaky", "namespace": "team-b"},
-            "spec": {"region": "us-east-1", "endpoints": env.endpoints(), "auth": {"secretRef": {
+            "spec": env.store_spec("SecretsManager", json!({"auth": {"secretRef": {
                 "accessKeyIDSecretRef": {"name": "keys", "key": "id", "namespace": "team-a"},
-                "secretAccessKeySecretRef": {"name": "keys", "key": "secret", "namespace": "team-a"}}}}
+                "secretAccessKeySecretRef": {"name": "keys", "key": "secret", "namespace": "team-a"}}}}))
         }))
         .await
         .unwrap_err();
@@ -132,23 +133,23 @@ async fn static_keys_and_assume_role_with_external_id() {
     env.apply(json!({
         "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
         "metadata": {"name": "static", "namespace": "app"},
-        "spec": {"region": "us-east-1", "endpoints": env.endpoints(), "auth": auth}
+        "spec": env.store_spec("SecretsManager", json!({"auth": auth}))
     }))
     .await;
     env.apply(json!({
         "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
         "metadata": {"name": "role", "namespace": "app"},
-        "spec": {"region": "us-east-1", "endpoints": env.endpoints(), "auth": auth,
-                 "role": {"arn": "arn:aws:iam::123456789012:role/app-secrets", "externalID": "ext-123",
-                          "sessionTags": [{"key": "team", "value": "a"}]}}
+        "spec": env.store_spec("SecretsManager", json!({"auth": auth,
+                 "role": "arn:aws:iam::123456789012:role/app-secrets", "externalID": "ext-123",
+                 "sessionTags": [{"key": "team", "value": "a"}]}))
     }))
     .await;
     env.apply(json!({
         "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
         "metadata": {"name": "no-keys", "namespace": "app"},
-        "spec": {"region": "us-east-1", "endpoints": env.endpoints(), "auth": {"secretRef": {
+        "spec": env.store_spec("SecretsManager", json!({"auth": {"secretRef": {
             "accessKeyIDSecretRef": {"name": "missing", "key": "id"},
-            "secretAccessKeySecretRef": {"name": "missing", "key": "secret"}}}}
+            "secretAccessKeySecretRef": {"name": "missing", "key": "secret"}}}}))
     }))
     .await;
     env.apply(es("app", "static", "SecretStore", "static"))
@@ -206,10 +207,13 @@ async fn a_deleted_stores_source_is_freed() {
     })
     .await;
 
-    Api::<SecretStore>::namespaced(env.client.clone(), "app")
-        .delete("aws", &Default::default())
-        .await
-        .unwrap();
+    // Both of the harness's stores (Secrets Manager and Parameter Store) share one identity.
+    for name in ["aws", "aws-ssm"] {
+        Api::<SecretStore>::namespaced(env.client.clone(), "app")
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+    }
     env.ready_reason("app", "db", "StoreNotFound").await;
     env.eventually("the source freed", Duration::from_secs(30), || async {
         (sources().await? == 0).then_some(())

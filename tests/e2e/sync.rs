@@ -67,8 +67,8 @@ async fn secrets_manager_values_templates_and_finds() {
                 {"secretKey": "password", "remoteRef": {"key": "prod/db", "property": "password"}},
                 {"secretKey": "dbhost", "remoteRef": {"key": "prod/db", "property": "nested.host"}},
                 {"secretKey": "plain", "remoteRef": {"key": "prod/plain"}},
-                {"secretKey": "previous", "remoteRef": {"key": "prod/plain", "versionStage": "AWSPREVIOUS"}},
-                {"secretKey": "pinned", "remoteRef": {"key": "prod/plain", "versionId": first_version}},
+                {"secretKey": "previous", "remoteRef": {"key": "prod/plain", "version": "AWSPREVIOUS"}},
+                {"secretKey": "pinned", "remoteRef": {"key": "prod/plain", "version": format!("uuid/{first_version}")}},
                 {"secretKey": "bin", "remoteRef": {"key": "prod/bin"}}
             ],
             "dataFrom": [
@@ -130,7 +130,7 @@ async fn secrets_manager_values_templates_and_finds() {
             "target": {"template": {
                 "type": "kubernetes.io/dockerconfigjson",
                 "metadata": {"labels": {"team": "a"}, "annotations": {"owner": "platform"}},
-                "data": {".dockerconfigjson": "{{ {\"auths\": {\"registry.example\": {\"auth\": (user ~ \":\" ~ token) | b64enc}}} | tojson }}"}
+                "data": {".dockerconfigjson": "{\"auths\": {\"registry.example\": {\"auth\": \"{{ printf \"%s:%s\" .user .token | b64enc }}\"}}}"}
             }},
             "dataFrom": [{"extract": {"key": "registry"}}]
         }
@@ -201,11 +201,11 @@ async fn parameter_store_values_versions_labels_and_paths() {
         "spec": {
             "secretStoreRef": {"name": "aws"},
             "data": [
-                {"secretKey": "url", "remoteRef": {"key": "/prod/app/url", "service": "ParameterStore"}},
-                {"secretKey": "hosts", "remoteRef": {"key": "/prod/app/hosts", "service": "ParameterStore"}},
-                {"secretKey": "password", "remoteRef": {"key": "/prod/app/db/password", "service": "ParameterStore"}},
-                {"secretKey": "password-v1", "remoteRef": {"key": "/prod/app/db/password", "service": "ParameterStore", "version": "1"}},
-                {"secretKey": "password-stable", "remoteRef": {"key": "/prod/app/db/password", "service": "ParameterStore", "version": "stable"}}
+                {"secretKey": "url", "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/app/url"}},
+                {"secretKey": "hosts", "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/app/hosts"}},
+                {"secretKey": "password", "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/app/db/password"}},
+                {"secretKey": "password-v1", "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/app/db/password", "version": "1"}},
+                {"secretKey": "password-stable", "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/app/db/password", "version": "stable"}}
             ]
         }
     }))
@@ -231,8 +231,8 @@ async fn parameter_store_values_versions_labels_and_paths() {
         "apiVersion": "arnsync.io/v1alpha1", "kind": "ExternalSecret",
         "metadata": {"name": "path", "namespace": "app"},
         "spec": {
-            "secretStoreRef": {"name": "aws"},
-            "dataFrom": [{"find": {"service": "ParameterStore", "path": "/prod/app/", "recursive": true},
+            "secretStoreRef": {"name": "aws-ssm"},
+            "dataFrom": [{"find": {"path": "/prod/app/"},
                           "rewrite": [{"regexp": {"source": "^/prod/app/(.*)$", "target": "$1"}}]}]
         }
     }))

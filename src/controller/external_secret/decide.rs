@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
 use super::FORCE_SYNC_ANNOTATION;
-use crate::api::{ConditionStatus, CreationPolicy};
-use crate::sync::{data_hash, Action, Plan, ValidSpec, HASH_ANNOTATION};
+use crate::api::{ConditionStatus, CreationPolicy, RefreshPolicy};
+use crate::sync::{data_hash, written_by, Action, Plan, ValidSpec, HASH_ANNOTATION};
 
 /// What `decide` looks at besides the clock.
 pub(super) struct Facts<'a> {
@@ -39,10 +39,34 @@ pub(super) fn decide(facts: &Facts<'_>, now: DateTime<Utc>) -> Decision {
             pinned: facts.pending_rotations > 0,
         };
     }
+    if let Some(plan) = created_once(facts) {
+        return Decision::UpToDate(plan);
+    }
     match up_to_date(facts, now) {
         Some(plan) => Decision::UpToDate(plan),
         None => Decision::Read { pinned: false },
     }
+}
+
+/// refreshPolicy CreatedOnce: once arnsync has written the Secret, it is never read or
+/// written again (deleting the Secret lets arnsync create it once more).
+fn created_once(facts: &Facts<'_>) -> Option<Plan> {
+    let es = facts.spec.es;
+    if facts.spec.policy != RefreshPolicy::CreatedOnce {
+        return None;
+    }
+    let secret = facts.existing.filter(|s| written_by(s, es))?;
+    let hash = secret.annotations().get(HASH_ANNOTATION)?.clone();
+    Some(Plan {
+        action: Action::Keep,
+        data_hash: Some(hash),
+        sources: es
+            .status
+            .as_ref()
+            .map(|s| s.sources.clone())
+            .unwrap_or_default(),
+        gone: None,
+    })
 }
 
 /// Same generation and store as the last successful read, not yet due for refresh, and the

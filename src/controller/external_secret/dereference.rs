@@ -15,7 +15,7 @@ use super::super::store::{self, ResolvedStore};
 use super::super::Context;
 use crate::api::{ClusterSecretStore, ExternalSecret, SecretStore, StoreKind};
 use crate::controller::SyncError;
-use crate::sync::{ValidSpec, MANAGED_LABEL, OWNER_ANNOTATION};
+use crate::sync::{MANAGED_LABEL, OWNER_ANNOTATION};
 
 pub(super) struct Inputs {
     /// The Secrets of the ExternalSecret's namespace.
@@ -25,15 +25,14 @@ pub(super) struct Inputs {
     pub store: ResolvedStore,
 }
 
-pub(super) async fn inputs(spec: &ValidSpec<'_>, ctx: &Context) -> Result<Inputs, SyncError> {
-    let es = spec.es;
+pub(super) async fn inputs(es: &ExternalSecret, ctx: &Context) -> Result<Inputs, SyncError> {
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
     let existing = secrets
         .get_opt(&es.target_name())
         .await
         .map_err(|source| SyncError::Kube {
-            who: spec.who.clone(),
+            who: es.label(),
             source,
         })?;
     let store = store::resolve_for(&ctx.client, es, ctx.options.namespace.is_some()).await?;

@@ -5,7 +5,7 @@ use futures::future::join_all;
 use super::watch::Pins;
 use crate::api::{FindRef, RemoteRef, Service};
 use crate::controller::SyncError;
-use crate::source::{ErrorKind, Fetch, Find, Selector, Source, SourceError};
+use crate::source::{ErrorKind, Fetch, Find, Selector, Source, SourceError, Value};
 use crate::sync::{DataFrom, Read, ReadFrom, Reads, ValidSpec};
 
 /// Reads `data[]` and `dataFrom[]`, each entry with what was read for it. A remote that does
@@ -38,7 +38,7 @@ pub(super) async fn read_all<'a>(
                     .map(|values| ReadFrom::Find {
                         find,
                         rewrite,
-                        values,
+                        values: found(find, values),
                     })
             }
         }
@@ -71,22 +71,19 @@ fn is_gone(e: &SourceError) -> bool {
         || (e.kind == ErrorKind::InvalidRequest && e.message.contains("marked for deletion"))
 }
 
-/// The read a remote reference asks for: its stage, version or label, else the current one.
+/// The read a remote reference asks for, with `version` as ESO spells it: for Secrets Manager a
+/// staging label or `uuid/<VersionId>` (default AWSCURRENT); for Parameter Store a version
+/// number or label (default the latest).
 pub(super) fn fetch_of(r: &RemoteRef) -> Fetch {
     let service = r.service();
-    let selector = match service {
-        Service::SecretsManager => match &r.version_id {
-            Some(id) => Selector::VersionId(id.clone()),
-            None => Selector::Stage(
-                r.version_stage
-                    .clone()
-                    .unwrap_or_else(|| "AWSCURRENT".into()),
-            ),
+    let selector = match (service, r.version.as_deref()) {
+        (Service::SecretsManager, None) => Selector::Stage("AWSCURRENT".into()),
+        (Service::SecretsManager, Some(v)) => match v.strip_prefix("uuid/") {
+            Some(id) => Selector::VersionId(id.to_string()),
+            None => Selector::Stage(v.to_string()),
         },
-        Service::ParameterStore => match &r.version {
-            Some(v) => Selector::ParameterVersion(v.clone()),
-            None => Selector::Latest,
-        },
+        (Service::ParameterStore, Some(v)) => Selector::ParameterVersion(v.to_string()),
+        (Service::ParameterStore, None) => Selector::Latest,
     };
     Fetch {
         service,
@@ -95,15 +92,35 @@ pub(super) fn fetch_of(r: &RemoteRef) -> Fetch {
     }
 }
 
+/// The search a find asks for. Parameter Store searches below `path` (default `/`), recursively;
+/// Secrets Manager lists by name and tags. What the AWS call cannot filter, [`found`] does.
 fn find_of(f: &FindRef) -> Find {
     match f.service() {
         Service::ParameterStore => Find::ParameterPath {
-            path: f.path.clone().unwrap_or_default(),
-            recursive: f.recursive,
+            path: f.path.clone().unwrap_or_else(|| "/".into()),
+            recursive: true,
         },
         Service::SecretsManager => Find::Secrets {
             name_regexp: f.name.as_ref().map(|n| n.regexp.clone()),
             tags: f.tags.clone(),
         },
     }
+}
+
+/// Keeps what a find's AWS call could not filter: Secrets Manager names under `path`, and
+/// Parameter Store names matching `name.regexp` (validated before any read).
+fn found(f: &FindRef, mut values: Vec<Value>) -> Vec<Value> {
+    match f.service() {
+        Service::SecretsManager => {
+            if let Some(path) = f.path.as_deref() {
+                values.retain(|v| v.name.starts_with(path));
+            }
+        }
+        Service::ParameterStore => {
+            if let Some(re) = f.name.as_ref().and_then(|n| regex::Regex::new(&n.regexp).ok()) {
+                values.retain(|v| re.is_match(&v.name));
+            }
+        }
+    }
+    values
 }

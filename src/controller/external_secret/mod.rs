@@ -65,13 +65,16 @@ pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Act
 }
 
 async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
-    let spec = sync::validate(es).map_err(SyncError::InvalidSpec)?;
+    sync::validate(es).map_err(SyncError::InvalidSpec)?;
     let uid = es.uid().unwrap_or_default();
-    let inputs = dereference::inputs(&spec, ctx).await.inspect_err(|e| {
+    let inputs = dereference::inputs(es, ctx).await.inspect_err(|e| {
         if e.store_unusable() {
             ctx.identities.stops_using(&uid);
         }
     })?;
+    // The service and key prefix are the store's: bind them, then check what depends on them.
+    let bound = es.bound_to(inputs.store.service, inputs.store.prefix.as_deref());
+    let spec = sync::validate(&bound).map_err(SyncError::InvalidSpec)?;
     ctx.identities.uses(&uid, &inputs.store.identity);
     let sub = ctx
         .versions

@@ -57,7 +57,7 @@ impl VersionWatch {
         let interval = match &store.rotation_check_interval {
             Some(text) => parse_duration(text).map_err(|e| {
                 SyncError::InvalidSpec(format!(
-                    "{}: spec.rotationCheckInterval: {e}",
+                    "{}: spec.arnsync.rotationCheckInterval: {e}",
                     store.display
                 ))
             })?,

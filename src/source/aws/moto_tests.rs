@@ -423,6 +423,7 @@ async fn assume_role(moto: &Moto, metrics: &Metrics) {
             key: "team".into(),
             value: "pay".into(),
         }],
+        transitive_tag_keys: vec![],
     });
     let sources = Sources::new(metrics.clone(), SourceOptions::default());
     let source = sources.source(&identity);
