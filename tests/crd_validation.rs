@@ -170,7 +170,8 @@ fn stores_keep_credentials_where_they_belong() {
         check::<ClusterSecretStore>(store(json!({"auth": jwt(None)}))),
         "a ClusterSecretStore must name the namespace of provider.aws.auth.jwt.serviceAccountRef",
     );
-    let mut conditions = store(json!({"role": "arn:aws:iam::123456789012:role/r", "externalID": "x"}));
+    let mut conditions =
+        store(json!({"role": "arn:aws:iam::123456789012:role/r", "externalID": "x"}));
     conditions["conditions"] = json!([{"namespaces": ["a"]}, {"namespaceSelector": {"matchLabels": {"k": "v"}}},
                                       {"namespaceRegexes": ["team-.*"]}]);
     check::<ClusterSecretStore>(conditions).unwrap();

@@ -564,7 +564,10 @@ impl ExternalSecret {
                 r.key = format!("{p}{}", r.key);
             }
         };
-        es.spec.data.iter_mut().for_each(|d| bind(&mut d.remote_ref));
+        es.spec
+            .data
+            .iter_mut()
+            .for_each(|d| bind(&mut d.remote_ref));
         for d in &mut es.spec.data_from {
             if let Some(r) = d.extract.as_mut() {
                 bind(r);
@@ -639,10 +642,15 @@ mod tests {
         assert_eq!(d[1].remote_ref.service(), Service::SecretsManager);
         let from = &bound.spec.data_from;
         assert_eq!(from[0].extract.as_ref().unwrap().key, "/prod/cfg");
-        assert_eq!(from[1].find.as_ref().unwrap().service(), Service::ParameterStore);
+        assert_eq!(
+            from[1].find.as_ref().unwrap().service(),
+            Service::ParameterStore
+        );
         // The binding is not part of the API: it never reaches the object as written.
         let written = serde_json::to_value(&bound).unwrap();
-        assert!(written["spec"]["data"][0]["remoteRef"].get("service").is_none());
+        assert!(written["spec"]["data"][0]["remoteRef"]
+            .get("service")
+            .is_none());
     }
 
     #[test]

@@ -5,7 +5,6 @@
 // kube's printcolumn attributes repeat `type_ = "string"` by design.
 #![allow(clippy::duplicated_attributes)]
 
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;

@@ -8,6 +8,7 @@ pub mod property;
 mod secret;
 mod spec;
 pub mod template;
+mod templating;
 #[cfg(test)]
 mod test_input;
 #[cfg(test)]
@@ -17,3 +18,4 @@ pub use hash::data_hash;
 pub use plan::{plan, Action, Plan, PlanError, PlanInput, MAX_SECRET_BYTES};
 pub use secret::{written_by, HASH_ANNOTATION, MANAGED_LABEL, OWNER_ANNOTATION};
 pub use spec::{validate, DataFrom, Read, ReadFrom, Reads, ValidSpec};
+pub use templating::{named_sources, TemplateSources};

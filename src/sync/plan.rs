@@ -7,8 +7,9 @@ use k8s_openapi::api::core::v1::Secret;
 
 use super::secret::{check_target, desired_secret, differs, written_by};
 use super::spec::{Read, ReadFrom, Reads, ValidSpec};
-use super::{data_hash, keys, property, template};
-use crate::api::{CreationPolicy, DeletionPolicy, MergePolicy, Service, SourceStatus};
+use super::templating::{self, Rendered, TemplateSources};
+use super::{data_hash, keys, property};
+use crate::api::{CreationPolicy, DeletionPolicy, Service, SourceStatus};
 use crate::source::{SourceError, Value};
 
 #[derive(Debug)]
@@ -18,6 +19,8 @@ pub struct PlanInput<'a> {
     pub reads: Reads<'a>,
     /// The target Secret as it is now.
     pub existing: Option<&'a Secret>,
+    /// The ConfigMaps and Secrets `target.template.templateFrom` names.
+    pub templates: &'a TemplateSources,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -247,23 +250,14 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
     }
 
     let plain: BTreeMap<String, Vec<u8>> = values.into_iter().map(|(k, (v, _))| (k, v)).collect();
-    let template = spec.target.template.as_ref();
-    let data = match template.filter(|t| !t.data.is_empty()) {
-        Some(t) => {
-            let rendered = template::render(&t.data, &plain)
-                .map_err(|e| PlanError::Template(format!("{who}: target.template.data: {e}")))?;
-            for k in rendered.keys() {
-                keys::validate(k).map_err(|e| {
-                    PlanError::InvalidKey(format!("{who}: target.template.data: {e}"))
-                })?;
-            }
-            match t.merge_policy.unwrap_or_default() {
-                MergePolicy::Replace => rendered,
-                MergePolicy::Merge => plain.into_iter().chain(rendered).collect(),
-            }
-        }
-        None => plain,
+    let rendered = match spec.target.template.as_ref() {
+        Some(t) => templating::render_target(who, t, plain, input.templates)?,
+        None => Rendered {
+            data: plain,
+            ..Rendered::default()
+        },
     };
+    let data = &rendered.data;
 
     let size: usize = data.values().map(Vec::len).sum();
     if size > MAX_SECRET_BYTES {
@@ -271,8 +265,8 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
             "{who}: Secret {target} would hold {size} bytes of data, over the Kubernetes limit of {MAX_SECRET_BYTES} bytes (1 MiB); split the keys across several ExternalSecrets or select fewer (property, rewrite)"
         )));
     }
-    let hash = data_hash(&data);
-    let desired = desired_secret(es, &target, &data, &hash);
+    let hash = data_hash(data);
+    let desired = desired_secret(es, &target, &rendered, &hash);
     let changed = match input.existing {
         Some(current) => differs(current, &desired),
         None => true,

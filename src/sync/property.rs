@@ -111,9 +111,7 @@ fn base64_decode(raw: &[u8], engines: &[GeneralPurpose]) -> Option<Vec<u8>> {
     if trimmed.is_empty() {
         return None;
     }
-    engines
-        .iter()
-        .find_map(|e| e.decode(&trimmed).ok())
+    engines.iter().find_map(|e| e.decode(&trimmed).ok())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use k8s_openapi::ByteString;
 use kube::Resource;
 
+use super::templating::Rendered;
 use super::PlanError;
 use crate::api::{CreationPolicy, ExternalSecret};
 
@@ -90,18 +91,16 @@ pub(super) fn check_target(
 pub(super) fn desired_secret(
     es: &ExternalSecret,
     target: &str,
-    data: &BTreeMap<String, Vec<u8>>,
+    rendered: &Rendered,
     hash: &str,
 ) -> Secret {
     let policy = es.spec.target.creation_policy;
     let template = es.spec.target.template.as_ref();
-    let meta = template
-        .and_then(|t| t.metadata.clone())
-        .unwrap_or_default();
-    let mut labels = meta.labels;
+    let data = &rendered.data;
+    let mut labels = rendered.labels.clone();
     labels.insert("app.kubernetes.io/managed-by".into(), "arnsync".into());
     labels.insert(MANAGED_LABEL.into(), "true".into());
-    let mut annotations = meta.annotations;
+    let mut annotations = rendered.annotations.clone();
     annotations.insert(
         OWNER_ANNOTATION.into(),
         es.metadata.name.clone().unwrap_or_default(),

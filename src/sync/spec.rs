@@ -158,7 +158,10 @@ fn remote_supported(r: &RemoteRef, at: &str) -> Result<(), String> {
 fn find_supported(f: &FindRef, at: &str) -> Result<(), String> {
     if let Some(n) = &f.name {
         regex::Regex::new(&n.regexp).map_err(|_| {
-            format!("{at}.name.regexp {:?} is not a valid regular expression", n.regexp)
+            format!(
+                "{at}.name.regexp {:?} is not a valid regular expression",
+                n.regexp
+            )
         })?;
     }
     if f.service == Some(Service::ParameterStore) && !f.tags.is_empty() {

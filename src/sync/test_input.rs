@@ -21,6 +21,7 @@ pub(super) struct PlanInput<'a> {
     pub data: Vec<Fetched>,
     pub data_from: Vec<Fetched>,
     pub existing: Option<&'a Secret>,
+    pub templates: super::TemplateSources,
 }
 
 /// Validates `es`, pairs each entry with its value, and plans.
@@ -57,5 +58,6 @@ pub(super) fn plan(input: PlanInput<'_>) -> Result<Plan, PlanError> {
         spec: &spec,
         reads,
         existing: input.existing,
+        templates: &input.templates,
     })
 }

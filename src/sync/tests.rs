@@ -60,6 +60,7 @@ fn plan_data(
         data,
         data_from: vec![],
         existing,
+        templates: Default::default(),
     })
 }
 
@@ -193,6 +194,7 @@ fn binary_values_and_base64_decoding() {
         ],
         data_from: vec![],
         existing: None,
+        templates: Default::default(),
     })
     .unwrap();
     let s = applied(&p).0;
@@ -221,6 +223,7 @@ fn extract_find_and_rewrite() {
             ]),
         ],
         existing: None,
+        templates: Default::default(),
     })
     .unwrap();
     assert_eq!(
@@ -251,6 +254,7 @@ fn a_collision_between_data_and_data_from_names_both_sources() {
             "v1",
         ))],
         existing: None,
+        templates: Default::default(),
     })
     .unwrap_err();
     assert_eq!(e.reason(), "KeyCollision");
@@ -272,6 +276,7 @@ fn an_invalid_key_from_find_asks_for_a_rewrite() {
         data: vec![],
         data_from: vec![Fetched::Many(vec![mk_sm("prod/a b", "x", "v1")])],
         existing: None,
+        templates: Default::default(),
     })
     .unwrap_err();
     assert_eq!(e.reason(), "InvalidKey");
@@ -298,6 +303,7 @@ fn template_renders_dockerconfigjson_with_type_labels_and_annotations() {
             "v1",
         ))],
         existing: None,
+        templates: Default::default(),
     })
     .unwrap();
     let s = applied(&p).0;
@@ -402,6 +408,7 @@ fn a_remote_that_is_gone_under_delete_drops_its_keys_or_the_secret() {
         ],
         data_from: vec![],
         existing: Some(&current),
+        templates: Default::default(),
     })
     .unwrap();
     assert_eq!(p.action, Action::Delete);

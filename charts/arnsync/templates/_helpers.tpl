@@ -85,6 +85,17 @@ context plus "cluster" (bool): cluster-scoped mode adds ClusterSecretStores.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# target.template.templateFrom reads templates from ConfigMaps.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
+# provider.aws.auth.jwt: a token for the store's ServiceAccount, exchanged with STS.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["serviceaccounts/token"]
+  verbs: ["create"]
 {{- if $cluster }}
 - apiGroups: [""]
   resources: ["namespaces"]

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -15,7 +15,7 @@ use super::super::store::{self, ResolvedStore};
 use super::super::Context;
 use crate::api::{ClusterSecretStore, ExternalSecret, SecretStore, StoreKind};
 use crate::controller::SyncError;
-use crate::sync::{MANAGED_LABEL, OWNER_ANNOTATION};
+use crate::sync::{named_sources, PlanError, TemplateSources, MANAGED_LABEL, OWNER_ANNOTATION};
 
 pub(super) struct Inputs {
     /// The Secrets of the ExternalSecret's namespace.
@@ -23,6 +23,8 @@ pub(super) struct Inputs {
     /// The target Secret, if it exists.
     pub existing: Option<Secret>,
     pub store: ResolvedStore,
+    /// The ConfigMaps and Secrets `target.template.templateFrom` names.
+    pub templates: TemplateSources,
 }
 
 pub(super) async fn inputs(es: &ExternalSecret, ctx: &Context) -> Result<Inputs, SyncError> {
@@ -36,11 +38,60 @@ pub(super) async fn inputs(es: &ExternalSecret, ctx: &Context) -> Result<Inputs,
             source,
         })?;
     let store = store::resolve_for(&ctx.client, es, ctx.options.namespace.is_some()).await?;
+    let templates = template_sources(es, ctx).await?;
     Ok(Inputs {
         secrets,
         existing,
         store,
+        templates,
     })
+}
+
+/// Reads the ConfigMaps and Secrets of the ExternalSecret's namespace that
+/// `target.template.templateFrom` names (their texts are templates, not values).
+async fn template_sources(
+    es: &ExternalSecret,
+    ctx: &Context,
+) -> Result<TemplateSources, SyncError> {
+    let mut out = TemplateSources::default();
+    let Some(t) = es.spec.target.template.as_ref() else {
+        return Ok(out);
+    };
+    let (config_maps, secrets) = named_sources(t);
+    let ns = es.namespace().unwrap_or_default();
+    let who = es.label();
+    let missing = |kind: &str, name: &str| {
+        SyncError::Plan(PlanError::Template(format!(
+            "{who}: target.template.templateFrom: {kind} {ns}/{name} does not exist; create it or fix the name"
+        )))
+    };
+    let kube = |source| SyncError::Kube {
+        who: who.clone(),
+        source,
+    };
+    for name in config_maps {
+        let cm = Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .map_err(kube)?
+            .ok_or_else(|| missing("ConfigMap", &name))?;
+        out.config_maps.insert(name, cm.data.unwrap_or_default());
+    }
+    for name in secrets {
+        let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .map_err(kube)?
+            .ok_or_else(|| missing("Secret", &name))?;
+        let texts = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect();
+        out.secrets.insert(name, texts);
+    }
+    Ok(out)
 }
 
 /// Per ExternalSecret uid: the store (uid, generation) of its last read, so that a store change

@@ -117,7 +117,11 @@ fn found(f: &FindRef, mut values: Vec<Value>) -> Vec<Value> {
             }
         }
         Service::ParameterStore => {
-            if let Some(re) = f.name.as_ref().and_then(|n| regex::Regex::new(&n.regexp).ok()) {
+            if let Some(re) = f
+                .name
+                .as_ref()
+                .and_then(|n| regex::Regex::new(&n.regexp).ok())
+            {
                 values.retain(|v| re.is_match(&v.name));
             }
         }

@@ -106,6 +106,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
         spec: &spec,
         reads,
         existing,
+        templates: &inputs.templates,
     })?;
     apply::write(&inputs.secrets, &spec, &plan.action).await?;
     ctx.versions.settle(&sub, pending.len());
