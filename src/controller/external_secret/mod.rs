@@ -88,7 +88,9 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
     };
     let pinned = match decide(&facts, Utc::now()) {
         Decision::UpToDate(plan) => {
-            sub.track_from_status(&spec);
+            if follows_rotations(&spec) {
+                sub.track_from_status(&spec);
+            }
             return Ok(Synced {
                 plan,
                 read: false,
@@ -100,7 +102,9 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
     };
     let source = ctx.sources.source(&inputs.store.identity);
     let reads = fetch::read_all(&spec, source.as_ref(), &sub.pins(pinned)).await?;
-    sub.track_reads(&reads);
+    if follows_rotations(&spec) {
+        sub.track_reads(&reads);
+    }
     let existing = inputs.existing.as_ref();
     let plan = sync::plan(PlanInput {
         spec: &spec,
@@ -126,6 +130,12 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
         refresh: spec.refresh,
         rotated,
     })
+}
+
+/// refreshPolicy OnChange and CreatedOnce read only when the ExternalSecret changes: a rotation
+/// in AWS does not wake them.
+fn follows_rotations(spec: &sync::ValidSpec<'_>) -> bool {
+    spec.policy == crate::api::RefreshPolicy::Periodic
 }
 
 pub fn error_policy(es: Arc<ExternalSecret>, err: &Error, ctx: Arc<Context>) -> Action {
