@@ -63,14 +63,31 @@ where
     }
 }
 
-/// How often a healthy store is checked again.
+/// How often a healthy store is checked again, unless its `spec.refreshInterval` (seconds, as
+/// ESO spells it) says otherwise.
 const RECHECK: Duration = Duration::from_secs(600);
+
+fn recheck(refresh_interval: Option<i64>) -> Duration {
+    match refresh_interval {
+        Some(seconds) if seconds > 0 => Duration::from_secs(seconds as u64),
+        _ => RECHECK,
+    }
+}
 
 pub async fn reconcile_store(store: Arc<SecretStore>, ctx: Arc<Context>) -> Result<Action, Error> {
     let resolved = resolve_secret_store(&ctx.client, &store).await;
     let api: Api<SecretStore> =
         Api::namespaced(ctx.client.clone(), &store.namespace().unwrap_or_default());
-    check(store.as_ref(), &api, store.status.as_ref(), resolved, &ctx).await
+    let every = recheck(store.spec.refresh_interval);
+    check(
+        store.as_ref(),
+        &api,
+        store.status.as_ref(),
+        resolved,
+        every,
+        &ctx,
+    )
+    .await
 }
 
 pub async fn reconcile_cluster_store(
@@ -79,7 +96,16 @@ pub async fn reconcile_cluster_store(
 ) -> Result<Action, Error> {
     let resolved = resolve_cluster_store(&ctx.client, &store).await;
     let api: Api<ClusterSecretStore> = Api::all(ctx.client.clone());
-    check(store.as_ref(), &api, store.status.as_ref(), resolved, &ctx).await
+    let every = recheck(store.spec.refresh_interval);
+    check(
+        store.as_ref(),
+        &api,
+        store.status.as_ref(),
+        resolved,
+        every,
+        &ctx,
+    )
+    .await
 }
 
 pub fn error_policy<K: ResourceExt>(store: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -92,6 +118,7 @@ async fn check<K>(
     api: &Api<K>,
     current: Option<&StoreStatus>,
     resolved: Result<ResolvedStore, SyncError>,
+    every: Duration,
     ctx: &Context,
 ) -> Result<Action, Error>
 where
@@ -128,7 +155,7 @@ where
                 ConditionStatus::True,
                 "StoreValid".to_string(),
                 format!("{display}: AWS credentials work (sts:GetCallerIdentity)"),
-                Action::requeue(RECHECK),
+                Action::requeue(every),
             )
         }
         Err(e) => (
@@ -168,4 +195,16 @@ where
         .reconcile(&K::kind(&()), &reason, started.elapsed());
     tracing::info!(object = %store.name_any(), kind = %K::kind(&()), reason = %reason, "store checked");
     Ok(action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stores_refresh_interval_sets_how_often_it_is_checked() {
+        assert_eq!(recheck(None), RECHECK);
+        assert_eq!(recheck(Some(0)), RECHECK);
+        assert_eq!(recheck(Some(30)), Duration::from_secs(30));
+    }
 }
