@@ -25,8 +25,9 @@ use crate::metrics::Metrics;
 use crate::source::token::TokenSource;
 use crate::source::{AwsService, Fetch, Find, Identity, Service, Source, SourceError, Value};
 
-/// Assumed (and other expiring) credentials are renewed this long before they expire, so a read
-/// never waits on STS at the moment of expiry.
+/// Assumed (and other expiring) credentials are renewed between half of this and this long
+/// before they expire (the identity cache jitters the margin), so a read never waits on STS at
+/// the moment of expiry.
 const CREDENTIALS_REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Debug)]
