@@ -141,6 +141,7 @@ pub trait Source: Send + Sync {
 pub mod aws;
 pub mod cache;
 mod error;
+mod from_api;
 mod identity;
 pub mod key;
 #[cfg(test)]
