@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
-use arnsync::controller::{self, Context, Options};
+use arnsync::controller::{self, Context, KubeTokens, Options};
 use arnsync::leader::{self, Elector};
 use arnsync::metrics::Metrics;
 use arnsync::server::{self, Phase, Readiness, ServerState};
@@ -127,7 +127,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let sources = Sources::new(
+    let sources = Sources::with_tokens(
         metrics.clone(),
         SourceOptions {
             cache_ttl: args.read_sharing,
@@ -135,6 +135,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             max_attempts: args.aws_max_attempts.max(1),
             ..SourceOptions::default()
         },
+        Arc::new(KubeTokens::new(client.clone())),
     );
     let options = Options {
         namespace: args.namespace.clone(),

@@ -6,6 +6,7 @@ mod identities;
 pub mod restart;
 pub mod store;
 mod store_status;
+mod tokens;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 
 pub use error::{Error, SyncError};
+pub use tokens::KubeTokens;
 
 use crate::api::{Condition, ConditionStatus};
 use crate::metrics::Metrics;

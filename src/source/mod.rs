@@ -141,11 +141,13 @@ pub trait Source: Send + Sync {
 pub mod aws;
 pub mod cache;
 mod error;
+mod from_api;
 mod identity;
 pub mod key;
 #[cfg(test)]
 mod memory;
 mod poller;
+pub mod token;
 mod tracker;
 pub mod versions;
 mod watchers;
@@ -153,8 +155,9 @@ mod watchers;
 pub use aws::{AwsSource, SourceOptions, Sources};
 pub use cache::Cached;
 pub use error::{AwsService, ErrorKind, SourceError};
-pub use identity::{Identity, StaticKeys};
+pub use identity::{AssumeRole, Identity, SessionTag, StaticKeys, WebIdentity};
 pub use poller::Poller;
+pub use token::{ServiceAccountToken, TokenError, TokenSource};
 pub use tracker::{Moved, Subscriber, Tracker};
 pub use versions::VersionSource;
 pub use watchers::Watchers;

@@ -107,7 +107,8 @@ mod tests {
             region: region.into(),
             endpoints: Default::default(),
             static_keys: None,
-            role: None,
+            web_identity: None,
+            roles: vec![],
         }
     }
 

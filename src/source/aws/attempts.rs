@@ -121,6 +121,7 @@ fn operation_error_code(err: &Error) -> Option<&str> {
         aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathError,
         aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError,
         aws_sdk_sts::operation::assume_role::AssumeRoleError,
+        aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError,
     );
     None
 }

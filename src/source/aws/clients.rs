@@ -2,6 +2,7 @@
 //! timeouts, attempt counter), and the uncached reads dispatched to each service.
 
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,15 +15,19 @@ use aws_credential_types::Credentials;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::identity::SharedIdentityCache;
 use aws_types::region::Region;
+use aws_types::sdk_config::SharedTimeSource;
 
 use super::attempts::CountAttempts;
 use super::credentials::{AssumeRoleCredentials, LazyDefaultChain};
 use super::errors::from_sdk;
+use super::web_identity::WebIdentityCredentials;
 use crate::metrics::Metrics;
+use crate::source::token::TokenSource;
 use crate::source::{AwsService, Fetch, Find, Identity, Service, Source, SourceError, Value};
 
-/// Assumed (and other expiring) credentials are renewed this long before they expire, so a read
-/// never waits on STS at the moment of expiry.
+/// Assumed (and other expiring) credentials are renewed between half of this and this long
+/// before they expire (the identity cache jitters the margin), so a read never waits on STS at
+/// the moment of expiry.
 const CREDENTIALS_REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Debug)]
@@ -35,6 +40,9 @@ pub struct SourceOptions {
     pub timeout: Duration,
     /// SDK attempts per call (standard retry mode: exponential backoff with jitter).
     pub max_attempts: u32,
+    /// The clock the clients (and so the credentials cache) see: `None`, the system clock;
+    /// tests set one to expire credentials without waiting.
+    pub clock: Option<SharedTimeSource>,
 }
 
 impl Default for SourceOptions {
@@ -44,6 +52,7 @@ impl Default for SourceOptions {
             max_cache_entries: 10_000,
             timeout: Duration::from_secs(10),
             max_attempts: 3,
+            clock: None,
         }
     }
 }
@@ -67,8 +76,11 @@ struct ClientParts {
     retry: RetryConfig,
     timeouts: TimeoutConfig,
     metrics: Metrics,
+    clock: Option<SharedTimeSource>,
 }
 
+/// A client of `$sdk` with the identity's shared parts. `$credentials`: `None` for unsigned
+/// calls only (sts:AssumeRoleWithWebIdentity).
 macro_rules! client {
     ($sdk:ident, $parts:expr, $credentials:expr, $endpoint:expr, $service:literal) => {{
         let parts: &ClientParts = $parts;
@@ -82,7 +94,10 @@ macro_rules! client {
             .interceptor(CountAttempts::new(parts.metrics.clone(), $service));
         // The provider is passed shared as it is: wrapping it again would give each client its
         // own identity cache partition.
-        builder.set_credentials_provider(Some($credentials));
+        builder.set_credentials_provider($credentials);
+        if let Some(clock) = &parts.clock {
+            builder.set_time_source(Some(clock.clone()));
+        }
         if let Some(url) = $endpoint {
             builder = builder.endpoint_url(url);
         }
@@ -96,6 +111,7 @@ impl AwsClients {
         metrics: Metrics,
         options: &SourceOptions,
         http: SharedHttpClient,
+        tokens: Arc<dyn TokenSource>,
     ) -> AwsClients {
         let attempts = options.max_attempts.max(1);
         let parts = ClientParts {
@@ -111,44 +127,59 @@ impl AwsClients {
                 .operation_timeout(options.timeout * attempts + Duration::from_secs(5))
                 .build(),
             metrics,
+            clock: options.clock.clone(),
         };
-        let base = match &identity.static_keys {
-            Some(keys) => SharedCredentialsProvider::new(Credentials::new(
+        let sts_endpoint = identity.endpoints.sts.clone();
+        // Every provider below is cached apart in the shared identity cache (its own
+        // partition), so each step of a role chain is renewed only shortly before it expires.
+        let mut credentials = match (&identity.web_identity, &identity.static_keys) {
+            (Some(web), _) => {
+                let unsigned = client!(aws_sdk_sts, &parts, None, sts_endpoint.clone(), "sts");
+                SharedCredentialsProvider::new(WebIdentityCredentials::new(
+                    unsigned,
+                    web.clone(),
+                    tokens,
+                ))
+            }
+            (None, Some(keys)) => SharedCredentialsProvider::new(Credentials::new(
                 &keys.access_key_id,
                 &keys.secret_access_key,
                 keys.session_token.clone(),
                 None,
                 "arnsync-static-keys",
             )),
-            None => SharedCredentialsProvider::new(LazyDefaultChain::new(
+            (None, None) => SharedCredentialsProvider::new(LazyDefaultChain::new(
                 parts.region.clone(),
                 parts.http.clone(),
             )),
         };
-        let sts_endpoint = identity.endpoints.sts.clone();
-        let credentials = match &identity.role {
-            Some(role) => {
-                let base_sts = client!(aws_sdk_sts, &parts, base, sts_endpoint.clone(), "sts");
-                SharedCredentialsProvider::new(AssumeRoleCredentials::new(base_sts, role.clone()))
-            }
-            None => base,
-        };
+        for role in &identity.roles {
+            let sts = client!(
+                aws_sdk_sts,
+                &parts,
+                Some(credentials),
+                sts_endpoint.clone(),
+                "sts"
+            );
+            credentials =
+                SharedCredentialsProvider::new(AssumeRoleCredentials::new(sts, role.clone()));
+        }
         AwsClients {
             secrets_manager: client!(
                 aws_sdk_secretsmanager,
                 &parts,
-                credentials.clone(),
+                Some(credentials.clone()),
                 identity.endpoints.secrets_manager.clone(),
                 "secretsmanager"
             ),
             ssm: client!(
                 aws_sdk_ssm,
                 &parts,
-                credentials.clone(),
+                Some(credentials.clone()),
                 identity.endpoints.ssm.clone(),
                 "ssm"
             ),
-            sts: client!(aws_sdk_sts, &parts, credentials, sts_endpoint, "sts"),
+            sts: client!(aws_sdk_sts, &parts, Some(credentials), sts_endpoint, "sts"),
             batch_refused: AtomicBool::new(false),
         }
     }

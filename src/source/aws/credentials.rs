@@ -1,6 +1,6 @@
-//! Credentials providers: the SDK default chain built on first use, static keys, and AssumeRole
-//! on top of either. Caching and refresh before expiry belong to the clients' shared identity
-//! cache, not to these providers.
+//! Credentials providers: the SDK default chain built on first use, and AssumeRole on top of
+//! any base (static keys, the default chain, a web identity, or another role). Caching and
+//! refresh before expiry belong to the clients' shared identity cache, not to these providers.
 
 use std::time::SystemTime;
 
@@ -14,7 +14,8 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_types::region::Region;
 use tokio::sync::OnceCell;
 
-use crate::api::AssumeRole;
+use super::errors::from_sdk;
+use crate::source::{AssumeRole, AwsService};
 
 /// The default role session name: CloudTrail shows which tool made the calls.
 pub const DEFAULT_SESSION_NAME: &str = "arnsync";
@@ -98,9 +99,20 @@ impl AssumeRoleCredentials {
             .role_session_name(session_name)
             .set_external_id(self.role.external_id.clone())
             .set_tags((!tags.is_empty()).then_some(tags))
+            .set_transitive_tag_keys(
+                (!self.role.transitive_tag_keys.is_empty())
+                    .then(|| self.role.transitive_tag_keys.clone()),
+            )
             .send()
             .await
-            .map_err(CredentialsError::provider_error)?;
+            .map_err(|e| {
+                CredentialsError::provider_error(from_sdk(
+                    &e,
+                    AwsService::Sts,
+                    "AssumeRole",
+                    &self.role.arn,
+                ))
+            })?;
         let c = out
             .credentials
             .ok_or_else(|| CredentialsError::unhandled("sts:AssumeRole returned no credentials"))?;

@@ -34,7 +34,12 @@ pub fn kind_for_code(code: &str, status: Option<u16>) -> ErrorKind {
         | "KMSDisabledException"
         | "KMSInvalidStateException"
         | "KMSNotFoundException" => ErrorKind::AccessDenied,
-        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => ErrorKind::Credentials,
+        // The web identity token was refused (STS AssumeRoleWithWebIdentity).
+        "ExpiredToken"
+        | "ExpiredTokenException"
+        | "RequestExpired"
+        | "InvalidIdentityToken"
+        | "IDPRejectedClaim" => ErrorKind::Credentials,
         "ThrottlingException"
         | "Throttling"
         | "ThrottledException"
@@ -54,7 +59,8 @@ pub fn kind_for_code(code: &str, status: Option<u16>) -> ErrorKind {
         | "ServiceUnavailable"
         | "ServiceUnavailableException"
         | "RequestTimeout"
-        | "RequestTimeoutException" => ErrorKind::Unavailable,
+        | "RequestTimeoutException"
+        | "IDPCommunicationError" => ErrorKind::Unavailable,
         "InvalidParameterException"
         | "InvalidRequestException"
         | "ValidationException"
@@ -214,6 +220,9 @@ mod tests {
             ("SomethingNew", 503, ErrorKind::Unavailable),
             ("SomethingNew", 400, ErrorKind::Other),
             ("ExpiredTokenException", 400, ErrorKind::Credentials),
+            ("InvalidIdentityToken", 400, ErrorKind::Credentials),
+            ("IDPRejectedClaim", 403, ErrorKind::Credentials),
+            ("IDPCommunicationError", 400, ErrorKind::Unavailable),
         ];
         for (code, status, kind) in cases {
             assert_eq!(kind_of(code, status), (kind, code.to_string()), "{code}");

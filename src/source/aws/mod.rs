@@ -11,6 +11,7 @@ use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use super::cache::Cached;
+use super::token::{NoTokenSource, TokenSource};
 use super::versions::{SecretVersions, VersionSource};
 use super::{Fetch, Find, Identity, Source, SourceError, Value};
 use crate::metrics::Metrics;
@@ -26,6 +27,11 @@ mod moto_tests;
 mod parameter_store;
 mod secrets_manager;
 mod versions;
+mod web_identity;
+#[cfg(test)]
+mod web_identity_tests;
+
+pub use web_identity::WebIdentityError;
 
 /// The registry of sources, one per identity. Cheap to clone.
 #[derive(Clone)]
@@ -37,16 +43,29 @@ struct Registry {
     metrics: Metrics,
     options: SourceOptions,
     http: SharedHttpClient,
+    tokens: Arc<dyn TokenSource>,
     sources: Mutex<HashMap<[u8; 32], Arc<AwsSource>>>,
 }
 
 impl Sources {
+    /// A registry without ServiceAccount tokens: identities with a web identity fail to get
+    /// credentials (see [`Sources::with_tokens`]).
     pub fn new(metrics: Metrics, options: SourceOptions) -> Sources {
+        Self::with_tokens(metrics, options, Arc::new(NoTokenSource))
+    }
+
+    /// A registry whose web identities get their ServiceAccount tokens from `tokens`.
+    pub fn with_tokens(
+        metrics: Metrics,
+        options: SourceOptions,
+        tokens: Arc<dyn TokenSource>,
+    ) -> Sources {
         Sources {
             inner: Arc::new(Registry {
                 metrics,
                 options,
                 http: http_client(),
+                tokens,
                 sources: Mutex::new(HashMap::new()),
             }),
         }
@@ -65,6 +84,7 @@ impl Sources {
                 self.inner.metrics.clone(),
                 &self.inner.options,
                 self.inner.http.clone(),
+                self.inner.tokens.clone(),
             ))
         }));
         self.inner.metrics.sources.set(sources.len() as i64);
@@ -110,8 +130,9 @@ impl AwsSource {
         metrics: Metrics,
         options: &SourceOptions,
         http: SharedHttpClient,
+        tokens: Arc<dyn TokenSource>,
     ) -> AwsSource {
-        let clients = AwsClients::new(identity, metrics, options, http);
+        let clients = AwsClients::new(identity, metrics, options, http, tokens);
         AwsSource {
             cache: Cached::new(clients, options.cache_ttl, options.max_cache_entries),
         }

@@ -14,18 +14,18 @@ use aws_sdk_ssm::types::ParameterType;
 
 use super::clients::AwsClients;
 use super::*;
-use crate::api::{AssumeRole, Endpoints, SessionTag};
+use crate::api::Endpoints;
 use crate::metrics::{AwsRequestLabels, Metrics};
 use crate::source::*;
 
 /// A moto server on a free loopback port, killed when dropped.
-struct Moto {
+pub(super) struct Moto {
     child: Child,
-    url: String,
+    pub(super) url: String,
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub(super) fn start() -> Moto {
         let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
         assert!(
             bin.exists(),
@@ -54,7 +54,8 @@ impl Moto {
         moto
     }
 
-    fn identity(&self) -> Identity {
+    /// Static test keys against this moto.
+    pub(super) fn identity(&self) -> Identity {
         Identity {
             region: "us-east-1".into(),
             endpoints: Endpoints {
@@ -67,7 +68,8 @@ impl Moto {
                 secret_access_key: "test-secret-key".into(),
                 session_token: None,
             }),
-            role: None,
+            web_identity: None,
+            roles: vec![],
         }
     }
 }
@@ -79,7 +81,7 @@ impl Drop for Moto {
     }
 }
 
-fn attempts(metrics: &Metrics, service: &'static str, operation: &'static str) -> u64 {
+pub(super) fn attempts(metrics: &Metrics, service: &'static str, operation: &'static str) -> u64 {
     metrics
         .aws_requests
         .get_or_create(&AwsRequestLabels {
@@ -106,6 +108,7 @@ async fn aws_source_against_moto() {
         Metrics::default(),
         &SourceOptions::default(),
         http_client(),
+        Arc::new(crate::source::token::NoTokenSource),
     );
     let metrics = Metrics::default();
     let sources = Sources::new(
@@ -415,7 +418,7 @@ async fn coalescing(admin: &AwsClients, moto: &Moto, metrics: &Metrics) {
 
 async fn assume_role(moto: &Moto, metrics: &Metrics) {
     let mut identity = moto.identity();
-    identity.role = Some(AssumeRole {
+    identity.roles = vec![AssumeRole {
         arn: "arn:aws:iam::123456789012:role/reader".into(),
         external_id: Some("ext-123".into()),
         session_name: None,
@@ -423,8 +426,8 @@ async fn assume_role(moto: &Moto, metrics: &Metrics) {
             key: "team".into(),
             value: "pay".into(),
         }],
-        transitive_tag_keys: vec![],
-    });
+        transitive_tag_keys: vec!["team".into()],
+    }];
     let sources = Sources::new(metrics.clone(), SourceOptions::default());
     let source = sources.source(&identity);
     let before = attempts(metrics, "sts", "AssumeRole");

@@ -62,6 +62,11 @@ pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
     Some(doc)
 }
 
+/// ServiceAccounts have the TokenRequest subresource.
+fn serves_tokens(t: &ResourceType) -> bool {
+    t.group.is_empty() && t.plural == "serviceaccounts"
+}
+
 fn sorted(mut types: Vec<&ResourceType>) -> Vec<&ResourceType> {
     types.sort_by(|a, b| a.plural.cmp(&b.plural));
     types
@@ -97,6 +102,17 @@ pub fn api_resource_list(reg: &Registry, group: &str, version: &str) -> Option<V
                 "namespaced": t.namespaced,
                 "kind": t.kind,
                 "verbs": ["get", "patch", "update"],
+            }));
+        }
+        if serves_tokens(t) {
+            resources.push(json!({
+                "name": "serviceaccounts/token",
+                "singularName": "",
+                "namespaced": true,
+                "group": "authentication.k8s.io",
+                "version": "v1",
+                "kind": "TokenRequest",
+                "verbs": ["create"],
             }));
         }
     }
@@ -139,6 +155,14 @@ fn aggregated_group(reg: &Registry, group: &str, versions: &[String]) -> Value {
                             "subresource": "status",
                             "responseKind": kind,
                             "verbs": ["get", "patch", "update"],
+                        }]);
+                    }
+                    if serves_tokens(t) {
+                        r["subresources"] = json!([{
+                            "subresource": "token",
+                            "responseKind": {"group": "authentication.k8s.io", "version": "v1",
+                                             "kind": "TokenRequest"},
+                            "verbs": ["create"],
                         }]);
                     }
                     r

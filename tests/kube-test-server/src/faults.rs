@@ -94,6 +94,8 @@ impl Faults {
 #[derive(Debug, Default)]
 pub struct Counters {
     counts: BTreeMap<(String, String), u64>,
+    /// TokenRequests per ServiceAccount `(namespace, name)`, answered or not.
+    tokens: BTreeMap<(String, String), u64>,
 }
 
 impl Counters {
@@ -115,7 +117,22 @@ impl Counters {
         self.counts.clone()
     }
 
+    pub fn token_request(&mut self, ns: &str, name: &str) {
+        *self
+            .tokens
+            .entry((ns.to_string(), name.to_string()))
+            .or_default() += 1;
+    }
+
+    pub fn token_requests(&self, ns: &str, name: &str) -> u64 {
+        self.tokens
+            .get(&(ns.to_string(), name.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub fn reset(&mut self) {
         self.counts.clear();
+        self.tokens.clear();
     }
 }

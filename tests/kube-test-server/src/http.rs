@@ -425,7 +425,12 @@ async fn resource(
     rp: ResPath,
 ) -> ApiResult<Response> {
     let watch = truthy(query, "watch");
-    let verb = verb_of(method, rp.name.is_some(), watch).ok_or_else(|| {
+    let token_request = is_token_request(&rp);
+    let verb = match method.as_str() {
+        "POST" if token_request => Some("create"),
+        _ => verb_of(method, rp.name.is_some(), watch),
+    }
+    .ok_or_else(|| {
         ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         )
@@ -434,7 +439,14 @@ async fn resource(
         Some(sub) => format!("{}/{sub}", rp.plural),
         None => rp.plural.clone(),
     };
-    shared.counters.lock().expect("lock").hit(verb, &counted);
+    {
+        let mut counters = shared.counters.lock().expect("lock");
+        counters.hit(verb, &counted);
+        if token_request {
+            let (ns, name) = (rp.ns.as_deref(), rp.name.as_deref());
+            counters.token_request(ns.unwrap_or_default(), name.unwrap_or_default());
+        }
+    }
     let fault = shared.faults.lock().expect("lock").take(verb, &counted);
     if let Some(f) = fault {
         if let Some(d) = f.latency {
@@ -453,6 +465,23 @@ async fn resource(
         .find(&rp.group, &rp.version, &rp.plural)
         .cloned()
         .ok_or_else(ApiError::no_route)?;
+    if token_request {
+        if verb != "create" {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({verb} {counted})"
+            )));
+        }
+        let (ns, name) = (rp.ns.as_deref(), rp.name.as_deref());
+        let store = shared.store.lock().expect("store lock");
+        let request = crate::token::decode(&content_type(headers), body, &rt)?;
+        let issued = crate::token::create(
+            &store,
+            ns.unwrap_or_default(),
+            name.unwrap_or_default(),
+            request,
+        )?;
+        return Ok(json_response(201, &issued));
+    }
     if let Some(sub) = &rp.sub {
         if sub != "status" || !rt.has_status || rp.name.is_none() {
             return Err(ApiError::no_route());
@@ -490,6 +519,16 @@ async fn resource(
         "deletecollection" => delete_collection(&r, headers, body),
         _ => unreachable!("verb_of returns known verbs"),
     }
+}
+
+/// `serviceaccounts/{name}/token` in a namespace (core/v1).
+fn is_token_request(rp: &ResPath) -> bool {
+    rp.group.is_empty()
+        && rp.version == "v1"
+        && rp.plural == "serviceaccounts"
+        && rp.ns.is_some()
+        && rp.name.is_some()
+        && rp.sub.as_deref() == Some("token")
 }
 
 fn get(r: &Request2) -> ApiResult<Response> {

@@ -27,6 +27,8 @@
 //! - [`TestServer::request_count`], [`TestServer::request_counts`],
 //!   [`TestServer::reset_counters`]: verbs are `get|list|watch|create|update|patch|delete|
 //!   deletecollection`, resources the plural (`secrets`), with `/status` for the subresource
+//!   (and `serviceaccounts/token` for TokenRequests); [`TestServer::token_requests`] counts
+//!   TokenRequests per ServiceAccount
 //! - [`TestServer::inject`] / [`TestServer::clear_faults`] with [`Fault`]
 //! - [`TestServer::drop_watches`]: aborts every open watch connection
 //! - [`TestServer::shutdown`]
@@ -54,6 +56,14 @@
 //!   total per schema) is refused on every write (create, update, patch, apply, dry run) with
 //!   the real server's 422 causes; [`cel_cost::check_crd`] runs the same check without a
 //!   server and [`cel_cost::rule_costs`] lists each rule's estimate.
+//! - ServiceAccount tokens: the TokenRequest subresource
+//!   (`POST .../serviceaccounts/{name}/token`, authentication.k8s.io/v1) with the real checks and
+//!   codes (422 for a name or namespace that differs from the path, 404 for a missing
+//!   ServiceAccount, 422 for `spec.expirationSeconds` outside [600, 2^32]; default 3600) and a
+//!   201 answer carrying `status.token` and `status.expirationTimestamp`. The token is a JWT with
+//!   the real claims (`iss` [`TOKEN_ISSUER`], `sub` `system:serviceaccount:NS:NAME`, `aud`
+//!   defaulting to the issuer, `exp`, `iat`, `nbf`, `jti`, `kubernetes.io`) and a dummy
+//!   signature: nothing can verify it.
 //! - Reads: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, `k`, `!k`, `>`,
 //!   `<`; field selectors on `metadata.name`, `metadata.namespace` and a few per-kind fields;
 //!   `limit`/`continue` over a consistent snapshot; `resourceVersionMatch=Exact` served from
@@ -61,7 +71,8 @@
 //!   (`PartialObjectMetadata[List]`) responses.
 //! - Request bodies: JSON, YAML, and `application/vnd.kubernetes.protobuf` (what kubectl's typed
 //!   `create namespace|secret|configmap|deployment|serviceaccount|service|pdb|role|...` send)
-//!   for create, update and DeleteOptions of the built-in kinds above except CRDs. Protobuf is decoded with k8s-pb and
+//!   for create, update and DeleteOptions of the built-in kinds above except CRDs, and for
+//!   TokenRequests (`kubectl create token`). Protobuf is decoded with k8s-pb and
 //!   stored as the JSON a Go client would have sent (Go's `omitempty` for non-pointer fields).
 //! - Writes: create (`generateName`), update (optimistic concurrency on `resourceVersion`),
 //!   merge / JSON / strategic merge patches, server-side apply with `managedFields` and
@@ -83,7 +94,8 @@
 //!   only. Responses are always JSON (also when `Accept` asks for protobuf or CBOR first); no
 //!   CBOR bodies.
 //! - Protobuf request bodies: not for CustomResourceDefinitions (415; the real server takes
-//!   them). The messages are Kubernetes 1.35's (k8s-pb 0.9), the JSON model 1.34's: a body
+//!   them). TokenRequests bound to an object (`spec.boundObjectRef`) are issued unbound,
+//!   without looking the object up. The messages are Kubernetes 1.35's (k8s-pb 0.9), the JSON model 1.34's: a body
 //!   setting a 1.35-only field (`PodSpec.workloadRef`, `podCertificate.userAnnotations`) is
 //!   answered 400, and so is one setting a field newer than 1.35 (by field number; a real
 //!   server skips unknown protobuf fields). Empty unknown fields are ignored.
@@ -144,6 +156,7 @@ mod selectors;
 mod status;
 mod store;
 mod table;
+mod token;
 mod validation;
 mod watch;
 
@@ -155,6 +168,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 pub use faults::Fault;
+pub use token::ISSUER as TOKEN_ISSUER;
 
 /// Tuning knobs; [`Default`] is what [`TestServer::start`] uses.
 #[derive(Debug, Clone)]
@@ -266,6 +280,16 @@ impl TestServer {
 
     pub fn request_counts(&self) -> BTreeMap<(String, String), u64> {
         self.shared.counters.lock().expect("lock").all()
+    }
+
+    /// TokenRequests (`create serviceaccounts/token`) seen for ServiceAccount `ns/name`,
+    /// whether a token was issued or not. Also counted as `("create", "serviceaccounts/token")`.
+    pub fn token_requests(&self, ns: &str, name: &str) -> u64 {
+        self.shared
+            .counters
+            .lock()
+            .expect("lock")
+            .token_requests(ns, name)
     }
 
     pub fn reset_counters(&self) {

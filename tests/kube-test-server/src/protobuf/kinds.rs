@@ -1,16 +1,35 @@
 //! The served kinds outside the pod template: core/v1 Namespace, Secret, ConfigMap,
 //! ServiceAccount, Event; events.k8s.io/v1 Event; coordination.k8s.io/v1 Lease; apps/v1
-//! Deployment, StatefulSet, DaemonSet.
+//! Deployment, StatefulSet, DaemonSet; authentication.k8s.io/v1 TokenRequest (the body of
+//! `serviceaccounts/{name}/token`).
 
 use k8s_openapi::api::{
-    apps::v1 as apps, coordination::v1 as coordination, core::v1 as core, events::v1 as events,
+    apps::v1 as apps, authentication::v1 as authentication, coordination::v1 as coordination,
+    core::v1 as core, events::v1 as events,
 };
 use k8s_pb::api::{
-    apps::v1 as pb_apps, coordination::v1 as pb_coordination, core::v1 as pb_core,
-    events::v1 as pb_events,
+    apps::v1 as pb_apps, authentication::v1 as pb_authentication,
+    coordination::v1 as pb_coordination, core::v1 as pb_core, events::v1 as pb_events,
 };
 
-use super::convert::{convert, field};
+use super::convert::{convert, field, Conv, Converted};
+
+/// The server computes a TokenRequest's status: the client's (Go always sends an empty one,
+/// whose zero `expirationTimestamp` the JSON model cannot hold) is dropped.
+impl Conv<authentication::TokenRequest> for pb_authentication::TokenRequest {
+    fn conv(self) -> Converted<authentication::TokenRequest> {
+        let pb_authentication::TokenRequest {
+            metadata,
+            spec,
+            status: _,
+        } = self;
+        Ok(authentication::TokenRequest {
+            metadata: field!(metadata),
+            spec: field!(spec),
+            status: None,
+        })
+    }
+}
 
 convert! {
     pb_core::Namespace => core::Namespace {
@@ -49,6 +68,13 @@ convert! {
     }
     pb_apps::DaemonSet => apps::DaemonSet {
         metadata, spec, status
+    }
+    pb_authentication::TokenRequestSpec => authentication::TokenRequestSpec {
+        audiences, expiration_seconds[keep], bound_object_ref
+    }
+    pb_authentication::BoundObjectReference => authentication::BoundObjectReference {
+        kind, api_version, name
+        ; renamed: uid = u_id
     }
     pb_core::NamespaceSpec => core::NamespaceSpec {
         finalizers

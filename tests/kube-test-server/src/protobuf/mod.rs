@@ -15,10 +15,12 @@ mod services_rbac;
 mod volumes;
 mod wire;
 
+use k8s_openapi::api::authentication::v1 as authentication;
 use k8s_openapi::api::events::v1 as events;
 use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coordination, core::v1 as core};
 use k8s_openapi::api::{networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta_v1;
+use k8s_pb::api::authentication::v1 as pb_authentication;
 use k8s_pb::api::events::v1 as pb_events;
 use k8s_pb::api::{apps::v1 as pb_apps, coordination::v1 as pb_coordination, core::v1 as pb_core};
 use k8s_pb::api::{networking::v1 as pb_networking, policy::v1 as pb_policy, rbac::v1 as pb_rbac};
@@ -87,6 +89,9 @@ fn decoder(api_version: &str, kind: &str) -> Option<Decoder> {
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
             object::<pb_rbac::ClusterRoleBinding, rbac::ClusterRoleBinding>
         }
+        ("authentication.k8s.io/v1", "TokenRequest") => {
+            object::<pb_authentication::TokenRequest, authentication::TokenRequest>
+        }
         // Registered in every group version, like on the real server.
         (_, "DeleteOptions") => object::<pb_meta::DeleteOptions, meta_v1::DeleteOptions>,
         _ => return None,
@@ -103,6 +108,11 @@ fn decodable(rt: &ResourceType, version: &str) -> bool {
 /// "the object provided is unrecognized", after it "X in version V cannot be handled as a K".
 pub fn decode(body: &[u8], rt: &ResourceType, version: &str) -> ApiResult<Value> {
     decode_as(body, rt, version, &rt.kind)
+}
+
+/// TokenRequest bodies of `serviceaccounts/{name}/token` (`rt`: ServiceAccounts).
+pub fn decode_token_request(body: &[u8], rt: &ResourceType) -> ApiResult<Value> {
+    decode_as(body, rt, "v1", "TokenRequest")
 }
 
 /// DeleteOptions bodies of delete and deletecollection.
