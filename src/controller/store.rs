@@ -2,16 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{Api, Client, ResourceExt};
 
 use super::error::SyncError;
 use crate::api::{
     AwsSettings, ClusterSecretStore, ClusterStoreCondition, ExternalSecret, SecretKeySelector,
-    SecretStore, Service, StoreKind,
+    SecretStore, Service, ServiceAccountRef, StoreKind,
 };
-use crate::source::{Identity, StaticKeys};
+use crate::source::{AssumeRole, Identity, StaticKeys, WebIdentity};
 
 /// The store an ExternalSecret resolved to.
 #[derive(Debug, Clone)]
@@ -112,16 +112,11 @@ async fn resolve<K: ResourceExt>(
     own_namespace: Option<&str>,
 ) -> Result<ResolvedStore, SyncError> {
     let keys = read_keys(client, &display, &settings, own_namespace).await?;
-    if settings.jwt.is_some() {
-        return Err(SyncError::StoreNotReady(format!(
-            "{display}: provider.aws.auth.jwt is not supported yet"
-        )));
-    }
-    if settings.roles.len() > 1 {
-        return Err(SyncError::StoreNotReady(format!(
-            "{display}: provider.aws.additionalRoles is not supported yet"
-        )));
-    }
+    let mut roles: Vec<AssumeRole> = settings.roles.iter().map(Into::into).collect();
+    let web_identity = match &settings.jwt {
+        Some(sa) => Some(web_identity(client, &display, sa, &mut roles, own_namespace).await?),
+        None => None,
+    };
     Ok(ResolvedStore {
         version: (
             store.uid().unwrap_or_default(),
@@ -131,13 +126,74 @@ async fn resolve<K: ResourceExt>(
             region: settings.region.clone(),
             endpoints: settings.endpoints.clone(),
             static_keys: keys,
-            web_identity: None,
-            roles: settings.roles.iter().map(Into::into).collect(),
+            web_identity,
+            roles,
         },
         service: settings.service,
         prefix: settings.prefix.clone(),
         rotation_check_interval: settings.rotation_check_interval.clone(),
         display,
+    })
+}
+
+/// The annotation naming the role a ServiceAccount's tokens are exchanged for (as for IRSA).
+pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+/// The annotation naming the token audience (as for IRSA); default `sts.amazonaws.com`.
+pub const AUDIENCE_ANNOTATION: &str = "eks.amazonaws.com/audience";
+
+/// `auth.jwt.serviceAccountRef`: the ServiceAccount whose tokens are exchanged, with the role of
+/// its `eks.amazonaws.com/role-arn` annotation (the store's `role`, when set, is then assumed on
+/// top). Without the annotation, the tokens are exchanged for the store's `role` directly.
+async fn web_identity(
+    client: &Client,
+    display: &str,
+    sa: &ServiceAccountRef,
+    roles: &mut Vec<AssumeRole>,
+    own_namespace: Option<&str>,
+) -> Result<WebIdentity, SyncError> {
+    let field = "provider.aws.auth.jwt.serviceAccountRef";
+    let ns = credentials_namespace(display, field, own_namespace, sa.namespace.as_deref())?;
+    let account = find(
+        Api::<ServiceAccount>::namespaced(client.clone(), &ns),
+        &sa.name,
+        display,
+    )
+    .await?
+    .ok_or_else(|| {
+        SyncError::StoreNotReady(format!(
+            "{display}: {field}: ServiceAccount {ns}/{} does not exist; create it (annotated with {ROLE_ARN_ANNOTATION}) or fix the name",
+            sa.name
+        ))
+    })?;
+    let annotations = account.annotations();
+    let role_arn = match annotations.get(ROLE_ARN_ANNOTATION) {
+        Some(arn) => arn.clone(),
+        None if roles.len() == 1 => roles.remove(0).arn,
+        None => {
+            return Err(SyncError::StoreNotReady(format!(
+                "{display}: {field}: ServiceAccount {ns}/{} has no {ROLE_ARN_ANNOTATION} annotation{}; annotate it with the role its tokens are exchanged for{}",
+                sa.name,
+                if roles.is_empty() { " and the store sets no provider.aws.role" } else { "" },
+                if roles.is_empty() { ", or set provider.aws.role" } else { " (with additionalRoles the chain starts from that role)" },
+            )))
+        }
+    };
+    let mut audiences: Vec<String> = vec![annotations
+        .get(AUDIENCE_ANNOTATION)
+        .cloned()
+        .unwrap_or_else(|| crate::source::token::DEFAULT_AUDIENCE.to_string())];
+    audiences.extend(
+        sa.audiences
+            .iter()
+            .filter(|a| !audiences.contains(a))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    Ok(WebIdentity {
+        namespace: ns,
+        service_account: sa.name.clone(),
+        audiences,
+        role_arn,
     })
 }
 

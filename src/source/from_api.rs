@@ -1,5 +1,5 @@
-//! Transitional: the store API's role chain in the source layer's types, until `src/api` stops
-//! defining its own `AssumeRole` (delete this file then).
+//! The store API's role chain in the source layer's types (the API module does not depend on
+//! the source layer).
 
 use super::identity::{AssumeRole, SessionTag};
 

@@ -210,6 +210,21 @@ impl Env {
                 .patch(&name, &pp, &Patch::Apply(&manifest))
                 .await
                 .map(|_| ()),
+            ("ServiceAccount", Some(ns)) => {
+                Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+                    self.client.clone(),
+                    &ns,
+                )
+                .patch(&name, &pp, &Patch::Apply(&manifest))
+                .await
+                .map(|_| ())
+            }
+            ("ConfigMap", Some(ns)) => {
+                Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(self.client.clone(), &ns)
+                    .patch(&name, &pp, &Patch::Apply(&manifest))
+                    .await
+                    .map(|_| ())
+            }
             other => panic!("apply: unsupported {other:?}"),
         };
         r

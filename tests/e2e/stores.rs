@@ -220,3 +220,67 @@ async fn a_deleted_stores_source_is_freed() {
     })
     .await;
 }
+
+/// A store written as External Secrets Operator writes it, with `auth.jwt.serviceAccountRef`:
+/// arnsync asks Kubernetes for a token of that ServiceAccount and exchanges it with
+/// AssumeRoleWithWebIdentity for the role of its annotation, once per credentials lifetime for
+/// every ExternalSecret and store check together.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jwt_store_reads_as_its_service_account_with_one_token_per_credentials_lifetime() {
+    let env = Env::start().await;
+    env.namespace("team-a", json!({})).await;
+    env.put_secret("prod/shared", "val-Sierra-1").await;
+    env.apply(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "reader", "namespace": "team-a",
+                     "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/team-a-reader"}}
+    }))
+    .await;
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+        "metadata": {"name": "tenant", "namespace": "team-a"},
+        "spec": env.store_spec("SecretsManager", json!({"auth": {"jwt": {"serviceAccountRef": {"name": "reader"}}}}))
+    }))
+    .await;
+    for i in 0..5 {
+        env.apply(es("team-a", &format!("es{i}"), "SecretStore", "tenant"))
+            .await;
+    }
+    for i in 0..5 {
+        env.secret_value("team-a", &format!("es{i}"), "value", b"val-Sierra-1")
+            .await;
+    }
+    let stores: Api<SecretStore> = Api::namespaced(env.client.clone(), "team-a");
+    let identity = env
+        .eventually("the store's identity", Duration::from_secs(30), || async {
+            stores.get("tenant").await.ok()?.status?.identity
+        })
+        .await;
+    assert!(
+        identity.contains("assumed-role/team-a-reader"),
+        "{identity}"
+    );
+    assert_eq!(env.kube.token_requests("team-a", "reader"), 1);
+    assert_eq!(
+        env.proxy.count("sts", "AssumeRoleWithWebIdentity"),
+        1,
+        "{:?}",
+        env.proxy.counts()
+    );
+
+    // A ServiceAccount that does not exist is named, with what to do.
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+        "metadata": {"name": "ghost", "namespace": "team-a"},
+        "spec": env.store_spec("SecretsManager", json!({"auth": {"jwt": {"serviceAccountRef": {"name": "ghost"}}}}))
+    }))
+    .await;
+    env.apply(es("team-a", "ghostly", "SecretStore", "ghost"))
+        .await;
+    let msg = env.ready_reason("team-a", "ghostly", "StoreNotReady").await;
+    assert!(
+        msg.contains("ServiceAccount team-a/ghost does not exist"),
+        "{msg}"
+    );
+    env.assert_no_leaks(&["val-Sierra-1"]).await;
+}

@@ -55,6 +55,7 @@ pub fn identify(
         Some(operation) => CallKey {
             service: scope_service
                 .or(target_service)
+                .or_else(|| unsigned_service(&operation))
                 .unwrap_or_else(|| "unknown".to_string()),
             operation,
         },
@@ -63,6 +64,15 @@ pub fn identify(
             operation: format!("{method} {path}"),
         },
     }
+}
+
+/// The STS operations that are called without a signature (the caller has no credentials yet).
+fn unsigned_service(operation: &str) -> Option<String> {
+    matches!(
+        operation,
+        "AssumeRoleWithWebIdentity" | "AssumeRoleWithSAML"
+    )
+    .then(|| "sts".to_string())
 }
 
 /// `AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/sts/aws4_request, ...` → `sts`.
@@ -174,6 +184,17 @@ mod tests {
         assert_eq!(
             (k.service.as_str(), k.operation.as_str()),
             ("secretsmanager", "GetSecretValue")
+        );
+    }
+
+    #[test]
+    fn an_unsigned_web_identity_exchange_is_sts() {
+        let h = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+        let body = b"Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=x";
+        let k = identify(&Method::POST, "/", None, &h, body);
+        assert_eq!(
+            (k.service.as_str(), k.operation.as_str()),
+            ("sts", "AssumeRoleWithWebIdentity")
         );
     }
 
