@@ -3,8 +3,12 @@
 //! never takes over an ExternalSecret it did not create.
 //!
 //! The ExternalSecrets carry a controller ownerReference to the ClusterExternalSecret (the
-//! garbage collector removes them with it) and the label [`CES_LABEL`] (how the ones to remove
-//! are found). Cluster-scoped: not run with `--namespace`.
+//! garbage collector removes them with it; no finalizer) and the label [`CES_LABEL`] (how the
+//! ones to remove are found). A pass that wrote while its ClusterExternalSecret was being
+//! deleted removes what it wrote itself. Cluster-scoped: not run with `--namespace`.
+//!
+//! Layout: [`plan`] (selection and what to do, pure), [`apply`] (the writes), [`status`],
+//! [`watch`] (what wakes a ClusterExternalSecret).
 
 mod apply;
 mod plan;
