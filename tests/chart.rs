@@ -15,6 +15,8 @@ use serde_yaml::Value;
 
 /// Namespace of the rendered manifest and of every test rendering.
 const NAMESPACE: &str = "arnsync";
+/// The arnsync CRDs: SecretStore, ClusterSecretStore, ExternalSecret, ClusterExternalSecret.
+const CRDS: usize = 4;
 /// Kubernetes versions the renderings are validated against: the chart's minimum
 /// (`kubeVersion` in Chart.yaml) and the newest that kubernetes-validate bundles here.
 const KUBE_VERSIONS: [&str; 2] = ["1.29.0", "1.37.0"];
@@ -293,6 +295,7 @@ fn expected_rules(cluster: bool, argo: bool) -> Rules {
     let mut kinds = vec!["externalsecrets", "secretstores"];
     if cluster {
         kinds.push("clustersecretstores");
+        kinds.push("clusterexternalsecrets");
     }
     let mut want: Vec<(&str, String, &[&str])> = vec![];
     for k in &kinds {
@@ -304,6 +307,19 @@ fn expected_rules(cluster: bool, argo: bool) -> Rules {
         "externalsecrets/finalizers".into(),
         &["update"],
     ));
+    if cluster {
+        want.push((
+            "arnsync.io",
+            "clusterexternalsecrets/finalizers".into(),
+            &["update"],
+        ));
+        // ClusterExternalSecrets write ExternalSecrets (this entry replaces the read-only one).
+        want.push((
+            "arnsync.io",
+            "externalsecrets".into(),
+            &["get", "list", "watch", "create", "patch", "delete"],
+        ));
+    }
     want.push((
         "",
         "secrets".into(),
@@ -428,8 +444,8 @@ fn every_rendering_validates_against_the_kubernetes_schemas() {
             assert_eq!(m["apiVersion"], "monitoring.coreos.com/v1", "{label}");
         }
         assert!(
-            of_kind(&rest, "CustomResourceDefinition").len() == 3,
-            "{label}: the three CRDs are rendered with --include-crds"
+            of_kind(&rest, "CustomResourceDefinition").len() == CRDS,
+            "{label}: every CRD is rendered with --include-crds"
         );
         kubernetes_validate(label, &rest);
     }
@@ -938,7 +954,7 @@ impl Kubectl {
         let (crds, rest): (Vec<&Value>, Vec<&Value>) = docs
             .iter()
             .partition(|d| kind(d) == "CustomResourceDefinition");
-        assert_eq!(crds.len(), 3, "the rendering carries the three CRDs");
+        assert_eq!(crds.len(), CRDS, "the rendering carries every CRD");
         self.apply("crds.yaml", &crds).await;
         for crd in &crds {
             self.ok(&[
@@ -1163,7 +1179,7 @@ async fn helm_installs_and_uninstalls_on_the_test_server() {
     ])
     .await;
     let crds = k.ok(&["get", "crd", "-o", "name"]).await;
-    assert_eq!(crds.matches("arnsync.io").count(), 3, "{crds}");
+    assert_eq!(crds.matches("arnsync.io").count(), CRDS, "{crds}");
     k.ok(&["get", "deployment", "arnsync", "-n", NAMESPACE])
         .await;
     helm_run(vec!["uninstall", "arnsync", "--namespace", NAMESPACE]).await;
@@ -1172,7 +1188,11 @@ async fn helm_installs_and_uninstalls_on_the_test_server() {
         .await;
     assert!(deployments.trim().is_empty(), "{deployments}");
     let crds = k.ok(&["get", "crd", "-o", "name"]).await;
-    assert_eq!(crds.matches("arnsync.io").count(), 3, "CRDs kept: {crds}");
+    assert_eq!(
+        crds.matches("arnsync.io").count(),
+        CRDS,
+        "CRDs kept: {crds}"
+    );
     k.server.shutdown().await;
 }
 

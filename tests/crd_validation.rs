@@ -6,7 +6,7 @@ use kube::core::cel::Validator;
 use kube::CustomResourceExt;
 use serde_json::{json, Value};
 
-use arnsync::api::{ClusterSecretStore, ExternalSecret, SecretStore};
+use arnsync::api::{ClusterExternalSecret, ClusterSecretStore, ExternalSecret, SecretStore};
 
 fn schema<K: CustomResourceExt>() -> Value {
     let crd = K::crd();
@@ -211,4 +211,23 @@ fn rule_cost_estimates_stay_far_below_the_api_servers_budget() {
         println!("{name} total {total}");
         assert!(total <= TOTAL_LIMIT / 10, "{name}: total {total}");
     }
+}
+
+#[test]
+fn a_cluster_external_secret_carries_the_external_secret_rules() {
+    let ces = |spec: Value| json!({"namespaceSelectors": [{}], "externalSecretSpec": spec});
+    check::<ClusterExternalSecret>(ces(es(
+        json!([{"secretKey": "a", "remoteRef": {"key": "k"}}]),
+    )))
+    .unwrap();
+    refused(
+        check::<ClusterExternalSecret>(ces(json!({"secretStoreRef": {"name": "aws"}}))),
+        "nothing to sync",
+    );
+    refused(
+        check::<ClusterExternalSecret>(ces(es(
+            json!([{"secretKey": "a", "remoteRef": {"key": ""}}]),
+        ))),
+        "key must not be empty",
+    );
 }

@@ -15,13 +15,13 @@ fn committed_crds_match_the_rust_types() {
 #[test]
 fn crd_short_names_do_not_clash_with_external_secrets_operator() {
     let yaml = arnsync::api::crds_yaml();
-    for eso in ["es", "ss", "css"] {
+    for eso in ["es", "ss", "css", "ces"] {
         assert!(
             !yaml.contains(&format!("\n    - {eso}\n")),
             "short name {eso} belongs to ESO"
         );
     }
-    for ours in ["arnes", "arnss", "arncss"] {
+    for ours in ["arnes", "arnss", "arncss", "arnces"] {
         assert!(yaml.contains(&format!("\n    - {ours}\n")), "{ours}");
     }
 }

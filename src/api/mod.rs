@@ -4,11 +4,13 @@
 //! a manifest over is mostly a change of `apiVersion`. The CRD YAML in `crds/` is generated from
 //! these types (`arnsync crds`) and a test fails when the committed copy drifts.
 
+mod cluster_external_secret;
 mod conditions;
 mod duration;
 mod external_secret;
 mod store;
 
+pub use cluster_external_secret::*;
 pub use conditions::{set_condition, Condition, ConditionStatus};
 pub use duration::{parse_duration, DurationError};
 pub use external_secret::*;
@@ -25,6 +27,7 @@ pub fn crds_yaml() -> String {
         SecretStore::crd(),
         ClusterSecretStore::crd(),
         ExternalSecret::crd(),
+        ClusterExternalSecret::crd(),
     ];
     crds.iter()
         .map(|crd| {

@@ -1,5 +1,6 @@
 //! Kubernetes I/O: the reconcilers, their shared context, and the wiring of watches.
 
+pub mod cluster_external_secret;
 mod error;
 pub mod external_secret;
 mod identities;
@@ -232,7 +233,13 @@ pub async fn run(
     let shutdown: Shutdown = futures::FutureExt::shared(Box::pin(shutdown) as Pin<Box<_>>);
     let (es_cache, external_secrets) = external_secret::controller(&ctx, shutdown.clone());
     let stores = store_status::controllers(&ctx, shutdown.clone());
-    let workloads = restart::controllers(&ctx, shutdown);
+    let workloads = restart::controllers(&ctx, shutdown.clone());
+    // Cluster-scoped: not run for one namespace (namespaced RBAC only).
+    let cluster_external_secrets = async {
+        if ctx.options.namespace.is_none() {
+            cluster_external_secret::controller(&ctx, shutdown).await;
+        }
+    };
     let readiness = async move {
         if es_cache.wait_until_ready().await.is_ok() {
             let _ = ready.send(true);
@@ -240,7 +247,7 @@ pub async fn run(
         std::future::pending::<()>().await
     };
     tokio::select! {
-        _ = async { tokio::join!(external_secrets, stores, workloads) } => {}
+        _ = async { tokio::join!(external_secrets, stores, workloads, cluster_external_secrets) } => {}
         _ = readiness => {}
     }
 }

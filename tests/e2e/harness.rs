@@ -14,7 +14,7 @@ use kube::{Api, Client, CustomResourceExt};
 use kube_test_server::TestServer;
 use serde_json::json;
 
-use arnsync::api::{ClusterSecretStore, ExternalSecret, SecretStore};
+use arnsync::api::{ClusterExternalSecret, ClusterSecretStore, ExternalSecret, SecretStore};
 
 pub struct Env {
     pub kube: TestServer,
@@ -59,6 +59,7 @@ impl Env {
             SecretStore::crd(),
             ClusterSecretStore::crd(),
             ExternalSecret::crd(),
+            ClusterExternalSecret::crd(),
         ] {
             crds.create(&PostParams::default(), &crd)
                 .await

@@ -57,7 +57,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/*
 RBAC rules for the namespaced resources the operator reads and writes; shared by the
 ClusterRole (all namespaces) and the Role (watchNamespace mode). The argument is the root
-context plus "cluster" (bool): cluster-scoped mode adds ClusterSecretStores.
+context plus "cluster" (bool): cluster-scoped mode adds ClusterSecretStores and
+ClusterExternalSecrets (which write ExternalSecrets in the namespaces they select).
 */}}
 {{- define "arnsync.rules" -}}
 {{- $cluster := .cluster }}
@@ -67,6 +68,7 @@ context plus "cluster" (bool): cluster-scoped mode adds ClusterSecretStores.
     - secretstores
     {{- if $cluster }}
     - clustersecretstores
+    - clusterexternalsecrets
     {{- end }}
   verbs: ["get", "list", "watch"]
 - apiGroups: ["arnsync.io"]
@@ -75,13 +77,25 @@ context plus "cluster" (bool): cluster-scoped mode adds ClusterSecretStores.
     - secretstores/status
     {{- if $cluster }}
     - clustersecretstores/status
+    - clusterexternalsecrets/status
     {{- end }}
   verbs: ["get", "patch", "update"]
-# Secrets created with creationPolicy Owner carry an ownerReference with blockOwnerDeletion;
-# clusters that enforce owner-reference permissions require this.
+# Secrets created with creationPolicy Owner, and the ExternalSecrets of a ClusterExternalSecret,
+# carry an ownerReference with blockOwnerDeletion; clusters that enforce owner-reference
+# permissions require this.
 - apiGroups: ["arnsync.io"]
-  resources: ["externalsecrets/finalizers"]
+  resources:
+    - externalsecrets/finalizers
+    {{- if $cluster }}
+    - clusterexternalsecrets/finalizers
+    {{- end }}
   verbs: ["update"]
+{{- if $cluster }}
+# ClusterExternalSecrets create, update and delete the ExternalSecrets they own.
+- apiGroups: ["arnsync.io"]
+  resources: ["externalsecrets"]
+  verbs: ["create", "patch", "delete"]
+{{- end }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
