@@ -327,6 +327,10 @@ fn expected_rules(cluster: bool, argo: bool) -> Rules {
             "get", "list", "watch", "create", "patch", "update", "delete",
         ],
     ));
+    // templateFrom reads ConfigMaps; auth.jwt reads ServiceAccounts and asks for their tokens.
+    want.push(("", "configmaps".into(), &["get"]));
+    want.push(("", "serviceaccounts".into(), &["get"]));
+    want.push(("", "serviceaccounts/token".into(), &["create"]));
     if cluster {
         want.push(("", "namespaces".into(), read));
     }
