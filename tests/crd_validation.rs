@@ -225,9 +225,8 @@ fn a_cluster_external_secret_carries_the_external_secret_rules() {
         "nothing to sync",
     );
     refused(
-        check::<ClusterExternalSecret>(ces(es(
-            json!([{"secretKey": "a", "remoteRef": {"key": ""}}]),
-        ))),
-        "key must not be empty",
+        check::<ClusterExternalSecret>(ces(json!({"secretStoreRef": {"name": "aws"},
+            "dataFrom": [{"sourceRef": {"generatorRef": {"kind": "Password", "name": "p"}}}]}))),
+        "sourceRef is not supported",
     );
 }
