@@ -57,6 +57,7 @@ mod tests {
             static_keys: None,
             web_identity: None,
             roles: vec![],
+            retry: None,
         }
     }
 

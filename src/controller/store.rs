@@ -8,10 +8,10 @@ use kube::{Api, Client, ResourceExt};
 
 use super::error::SyncError;
 use crate::api::{
-    AwsSettings, ClusterSecretStore, ClusterStoreCondition, ExternalSecret, SecretKeySelector,
-    SecretStore, Service, ServiceAccountRef, StoreKind,
+    parse_duration, AwsSettings, ClusterSecretStore, ClusterStoreCondition, ExternalSecret,
+    RetrySettings, SecretKeySelector, SecretStore, Service, ServiceAccountRef, StoreKind,
 };
-use crate::source::{AssumeRole, Identity, StaticKeys, WebIdentity};
+use crate::source::{AssumeRole, Identity, Retry, StaticKeys, WebIdentity};
 
 /// The store an ExternalSecret resolved to.
 #[derive(Debug, Clone)]
@@ -128,12 +128,30 @@ async fn resolve<K: ResourceExt>(
             static_keys: keys,
             web_identity,
             roles,
+            retry: retry_of(&display, settings.retry.as_ref())?,
         },
         service: settings.service,
         prefix: settings.prefix.clone(),
         rotation_check_interval: settings.rotation_check_interval.clone(),
         display,
     })
+}
+
+/// `retrySettings`: `maxRetries` retries after the first attempt, the first after `retryInterval`.
+fn retry_of(display: &str, settings: Option<&RetrySettings>) -> Result<Option<Retry>, SyncError> {
+    let Some(r) = settings else {
+        return Ok(None);
+    };
+    let initial_backoff = match r.retry_interval.as_deref() {
+        Some(text) => Some(parse_duration(text).map_err(|e| {
+            SyncError::InvalidSpec(format!("{display}: spec.retrySettings.retryInterval: {e}"))
+        })?),
+        None => None,
+    };
+    Ok(Some(Retry {
+        max_attempts: r.max_retries.unwrap_or(2).max(0) as u32 + 1,
+        initial_backoff,
+    }))
 }
 
 /// The annotation naming the role a ServiceAccount's tokens are exchanged for (as for IRSA).

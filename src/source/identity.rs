@@ -73,6 +73,17 @@ pub struct Identity {
     pub web_identity: Option<WebIdentity>,
     /// Roles assumed in order on top of the base credentials (ESO: additionalRoles, then role).
     pub roles: Vec<AssumeRole>,
+    /// The store's `retrySettings`; `None`: the operator's `--aws-max-attempts`.
+    pub retry: Option<Retry>,
+}
+
+/// How an identity's AWS calls are retried (standard mode: exponential backoff with jitter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// The first backoff; later ones grow exponentially. `None`: the SDK's default.
+    pub initial_backoff: Option<std::time::Duration>,
 }
 
 /// Feeds an identity into a digest so that no two different identities encode alike: every
@@ -125,6 +136,16 @@ impl Identity {
             }
             e.value(b'w', Some(&w.role_arn));
         }
+        e.count(b'Y', self.retry.map_or(0, |_| 1));
+        if let Some(r) = self.retry {
+            e.value(b'y', Some(&r.max_attempts.to_string()));
+            e.value(
+                b'b',
+                r.initial_backoff
+                    .map(|d| d.as_millis().to_string())
+                    .as_deref(),
+            );
+        }
         e.count(b'L', self.roles.len());
         for role in &self.roles {
             e.value(b'R', Some(&role.arn));
@@ -169,6 +190,7 @@ mod tests {
             static_keys: Some(keys("s3cr3t")),
             web_identity: None,
             roles: vec![],
+            retry: None,
         }
     }
 
@@ -207,6 +229,7 @@ mod tests {
             static_keys: None,
             web_identity: Some(web()),
             roles: vec![role("arn:aws:iam::1:role/a")],
+            retry: None,
             ..identity()
         };
         type Change = (&'static str, fn(&mut Identity));

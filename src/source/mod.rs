@@ -155,7 +155,7 @@ mod watchers;
 pub use aws::{AwsSource, SourceOptions, Sources};
 pub use cache::Cached;
 pub use error::{AwsService, ErrorKind, SourceError};
-pub use identity::{AssumeRole, Identity, SessionTag, StaticKeys, WebIdentity};
+pub use identity::{AssumeRole, Identity, Retry, SessionTag, StaticKeys, WebIdentity};
 pub use poller::Poller;
 pub use token::{ServiceAccountToken, TokenError, TokenSource};
 pub use tracker::{Moved, Subscriber, Tracker};

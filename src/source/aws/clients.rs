@@ -113,14 +113,21 @@ impl AwsClients {
         http: SharedHttpClient,
         tokens: Arc<dyn TokenSource>,
     ) -> AwsClients {
-        let attempts = options.max_attempts.max(1);
+        let attempts = identity
+            .retry
+            .map_or(options.max_attempts, |r| r.max_attempts)
+            .max(1);
+        let mut retry = RetryConfig::standard().with_max_attempts(attempts);
+        if let Some(backoff) = identity.retry.and_then(|r| r.initial_backoff) {
+            retry = retry.with_initial_backoff(backoff);
+        }
         let parts = ClientParts {
             region: Region::new(identity.region.clone()),
             http,
             identity_cache: IdentityCache::lazy()
                 .buffer_time(CREDENTIALS_REFRESH_BEFORE_EXPIRY)
                 .build(),
-            retry: RetryConfig::standard().with_max_attempts(attempts),
+            retry,
             timeouts: TimeoutConfig::builder()
                 .connect_timeout(options.timeout)
                 .operation_attempt_timeout(options.timeout)

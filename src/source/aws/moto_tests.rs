@@ -70,6 +70,7 @@ impl Moto {
             }),
             web_identity: None,
             roles: vec![],
+            retry: None,
         }
     }
 }
