@@ -1,5 +1,5 @@
 //! Encodings, hashes and regular expressions: base64, JSON, YAML (ESO's `toYaml`/`fromYaml`),
-//! sha1/sha256, `htpasswd`/`bcrypt`, `regex*`, `urlquery`. Error messages never quote input.
+//! sha1/sha256, `htpasswd`/`bcrypt`, `regex*`, `filterPEM`, `urlquery`. Error messages never quote input.
 
 use std::collections::BTreeMap;
 
@@ -118,6 +118,10 @@ pub(super) fn lookup(name: &str) -> Option<Func> {
                 regex(&a)?.replace_all(&s, NoExpand(&repl)).into_owned(),
             ))
         },
+        "filterPEM" => |a| {
+            want(&a, 2)?;
+            Ok(Value::from(filter_pem(&string(&a, 0)?, &string(&a, 1)?)?))
+        },
         "urlquery" => |a| {
             let text = match a.as_slice() {
                 [v @ (Value::Str(_) | Value::Bytes(_))] => {
@@ -224,6 +228,46 @@ fn regex(a: &[Value]) -> Result<Regex, String> {
         regex::Error::CompiledTooBig(_) => "the regular expression is too big".to_string(),
         _ => "argument 1 is not a valid regular expression".to_string(),
     })
+}
+
+/// ESO's `filterPEM`: the PEM blocks of one type (any case), re-encoded as Go's pem.Encode
+/// writes them (64-column base64).
+fn filter_pem(kind: &str, input: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = input;
+    while let Some(i) = rest.find("-----BEGIN ") {
+        let after = &rest[i + 11..];
+        let Some(j) = after.find("-----") else {
+            break;
+        };
+        let typ = &after[..j];
+        let end = format!("-----END {typ}-----");
+        let Some(k) = after[j + 5..].find(&end) else {
+            break;
+        };
+        let body: String = after[j + 5..j + 5 + k]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        rest = &after[j + 5 + k + end.len()..];
+        let Ok(der) = STANDARD.decode(body) else {
+            continue;
+        };
+        if typ.eq_ignore_ascii_case(kind) {
+            let b64 = STANDARD.encode(der);
+            out.push_str(&format!("-----BEGIN {typ}-----\n"));
+            for line in b64.as_bytes().chunks(64) {
+                out.push_str(std::str::from_utf8(line).unwrap_or_default());
+                out.push('\n');
+            }
+            out.push_str(&end);
+            out.push('\n');
+        }
+    }
+    if out.is_empty() && !rest.trim().is_empty() {
+        return Err("the input holds no PEM block of that type, only other text".into());
+    }
+    Ok(out)
 }
 
 /// Go's `url.QueryEscape`.

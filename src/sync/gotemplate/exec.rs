@@ -9,8 +9,8 @@ use super::Value;
 /// Work units: one per node and range iteration, plus the size of each function result (list
 /// and map entries, string bytes / 64), so quadratic `append` or string building is bounded.
 const MAX_WORK: usize = 10_000_000;
-/// One bcrypt hash (cost 10) is worth this much work: at most 100 per template.
-const BCRYPT_WORK: usize = 100_000;
+/// One bcrypt hash (cost 10, about 150 ms) is worth this much work: at most 40 per template.
+const BCRYPT_WORK: usize = 250_000;
 const MAX_OUTPUT: usize = 8 << 20;
 const MAX_DEPTH: usize = 100;
 

@@ -389,3 +389,28 @@ fn wrong_argument_counts_and_types_are_clear() {
         "indent: argument 1 must be an integer, got string",
     );
 }
+
+#[test]
+fn filter_pem_keeps_blocks_of_one_type() {
+    let body = "MIIBszCCAVmgAwIBAgIUQk5QZ3p6dGVzdGNlcnRpZmljYXRlYm9keWZvcnRlc3RzMDAwMDAwMDAwMDAwMDAwMDAwMDAw";
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\n{}\n{}\n-----END CERTIFICATE-----\n",
+        &body[..40],
+        &body[40..]
+    );
+    let got =
+        super::tests::run(r#"{{ .pem | filterPEM "certificate" }}"#, &[("pem", &pem)]).unwrap();
+    assert_eq!(
+        got,
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n{}\n-----END CERTIFICATE-----\n",
+            &body[..64],
+            &body[64..]
+        )
+    );
+    let e = super::tests::run(r#"{{ filterPEM "CERTIFICATE" "junk" }}"#, &[]).unwrap_err();
+    assert!(
+        e.ends_with("filterPEM: the input holds no PEM block of that type, only other text"),
+        "{e}"
+    );
+}
