@@ -51,8 +51,8 @@ impl Template {
             work: 0,
             depth: 0,
         };
-        match s.walk(root, &self.root) {
-            Ok(_) => Ok(s.out),
+        match s.walk(root, &self.root).and_then(|_| s.charge(0)) {
+            Ok(()) => Ok(s.out),
             Err(Fail::Raw(msg)) => Err(msg),
             Err(Fail::At(pos, text, msg)) => {
                 let loc = location(&self.src, pos);

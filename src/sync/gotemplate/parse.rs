@@ -171,8 +171,10 @@ impl Parser<'_> {
 
     fn define(&mut self, pos: usize, name: String) -> PResult<()> {
         let saved = std::mem::replace(&mut self.vars, vec!["$".into()]);
+        let ranges = std::mem::take(&mut self.range_depth);
         let (body, stop) = self.list(false)?;
         self.vars = saved;
+        self.range_depth = ranges;
         if !matches!(stop, Stop::End) {
             return Err((pos, format!("template {name:?} has no {{{{end}}}}")));
         }

@@ -258,6 +258,8 @@ fn runaway_templates_stop_with_an_error() {
     assert!(e.contains("nest deeper than 100"), "{e}");
     let e = err(r#"{{ repeat 100000000 "ab" }}"#, &[]);
     assert!(e.contains("larger than 8 MiB"), "{e}");
+    let e = err(r#"{{ range 20 }}{{ repeat 1000000 "x" }}{{ end }}"#, &[]);
+    assert!(e.contains("the output is larger than 8 MiB"), "{e}");
 }
 
 #[test]
