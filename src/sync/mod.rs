@@ -1,6 +1,7 @@
 //! Pure planning: from an ExternalSecret, the values fetched for it and the current Secret, the
 //! desired Secret and status. Nothing here touches the network or the clock.
 
+mod gotemplate;
 mod hash;
 pub mod keys;
 mod plan;

@@ -290,7 +290,7 @@ fn template_renders_dockerconfigjson_with_type_labels_and_annotations() {
         "target": {"name": "regcred", "template": {
             "type": "kubernetes.io/dockerconfigjson",
             "metadata": {"labels": {"team": "a"}, "annotations": {"note": "x"}},
-            "data": {".dockerconfigjson": "{{ {\"auths\": {\"r.example\": {\"auth\": (user ~ \":\" ~ token) | b64enc}}} | tojson }}"}
+            "data": {".dockerconfigjson": "{{ dict \"auths\" (dict \"r.example\" (dict \"auth\" (printf \"%s:%s\" .user .token | b64enc))) | toJson }}"}
         }},
         "dataFrom": [{"extract": {"key": "registry"}}]
     }));
