@@ -80,6 +80,28 @@ mod tests {
     }
 
     #[test]
+    fn a_transform_renders_the_key_as_a_go_template_after_regexps() {
+        let rules = [
+            rule("^/prod/app/", ""),
+            Rewrite {
+                regexp: None,
+                transform: Some(crate::api::RewriteTransform {
+                    template: "{{ .value | upper | replace \"/\" \"_\" }}".into(),
+                }),
+            },
+        ];
+        assert_eq!(rewrite("/prod/app/db/url", &rules).unwrap(), "DB_URL");
+        let bad = [Rewrite {
+            regexp: None,
+            transform: Some(crate::api::RewriteTransform {
+                template: "{{ .nope }}".into(),
+            }),
+        }];
+        let e = rewrite("k", &bad).unwrap_err();
+        assert!(e.to_string().starts_with("rewrite transform:"), "{e}");
+    }
+
+    #[test]
     fn a_bad_regexp_is_named() {
         let e = rewrite("k", &[rule("(", "x")]).unwrap_err();
         assert!(e.to_string().contains("\"(\""), "{e}");

@@ -189,8 +189,3 @@ mod tests {
         );
     }
 }
-
-/// Renders one Go template over `root` (placeholder until the Go engine lands).
-pub fn render_str(_source: &str, _root: &serde_json::Value) -> Result<String, String> {
-    Err("Go templates are not supported yet".into())
-}

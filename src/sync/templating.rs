@@ -180,3 +180,92 @@ fn yaml_text(v: &serde_yaml::Value) -> String {
         .map(|s| s.trim_end().to_string())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(t: serde_json::Value) -> Template {
+        serde_json::from_value(t).unwrap()
+    }
+
+    fn values() -> BTreeMap<String, Vec<u8>> {
+        BTreeMap::from([
+            ("user".to_string(), b"app".to_vec()),
+            ("password".to_string(), b"pw-Kilo-7".to_vec()),
+        ])
+    }
+
+    fn text(r: &Rendered, k: &str) -> String {
+        String::from_utf8(r.data[k].clone()).unwrap()
+    }
+
+    #[test]
+    fn template_from_a_config_map_renders_values_and_keys_and_values() {
+        let t = template(serde_json::json!({"templateFrom": [
+            {"configMap": {"name": "tpl", "items": [
+                {"key": "config.yaml", "templateAs": "Values"},
+                {"key": "pairs", "templateAs": "KeysAndValues"}]}},
+            {"target": "Annotations", "literal": "owner: {{ .user }}"},
+            {"target": "Labels", "secret": {"name": "labels", "items": [{"key": "l", "templateAs": "KeysAndValues"}]}}
+        ]}));
+        let sources = TemplateSources {
+            config_maps: BTreeMap::from([(
+                "tpl".into(),
+                BTreeMap::from([
+                    ("config.yaml".into(), "db:\n  user: {{ .user }}\n".into()),
+                    (
+                        "pairs".into(),
+                        "url: postgres://{{ .user }}@db\nport: 5432\n".into(),
+                    ),
+                ]),
+            )]),
+            secrets: BTreeMap::from([(
+                "labels".into(),
+                BTreeMap::from([("l".into(), "team: {{ .user | upper }}".into())]),
+            )]),
+        };
+        let r = render_target("ES a/b", &t, values(), &sources).unwrap();
+        assert_eq!(text(&r, "config.yaml"), "db:\n  user: app\n");
+        assert_eq!(text(&r, "url"), "postgres://app@db");
+        assert_eq!(text(&r, "port"), "5432");
+        assert!(
+            !r.data.contains_key("password"),
+            "Replace keeps only rendered keys"
+        );
+        assert_eq!(r.annotations["owner"], "app");
+        assert_eq!(r.labels["team"], "APP");
+    }
+
+    #[test]
+    fn merge_policy_merge_keeps_the_fetched_keys_under_the_rendered_ones() {
+        let t = template(serde_json::json!({"mergePolicy": "Merge",
+            "data": {"password": "{{ .password | b64enc }}", "dsn": "{{ .user }}:{{ .password }}"},
+            "metadata": {"labels": {"user": "{{ .user }}"}}}));
+        let r = render_target("ES a/b", &t, values(), &TemplateSources::default()).unwrap();
+        assert_eq!(text(&r, "user"), "app");
+        assert_eq!(text(&r, "password"), "cHctS2lsby03");
+        assert_eq!(text(&r, "dsn"), "app:pw-Kilo-7");
+        assert_eq!(r.labels["user"], "app");
+    }
+
+    #[test]
+    fn a_missing_config_map_key_or_a_non_map_literal_is_named_without_values() {
+        let t = template(serde_json::json!({"templateFrom": [
+            {"configMap": {"name": "tpl", "items": [{"key": "nope"}]}}]}));
+        let sources = TemplateSources {
+            config_maps: BTreeMap::from([("tpl".into(), BTreeMap::new())]),
+            ..TemplateSources::default()
+        };
+        let e = render_target("ES a/b", &t, values(), &sources).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("templateFrom[0]: ConfigMap tpl has no key \"nope\""),
+            "{e}"
+        );
+        let t = template(serde_json::json!({"templateFrom": [{"literal": "{{ .password }}"}]}));
+        let e = render_target("ES a/b", &t, values(), &TemplateSources::default()).unwrap_err();
+        assert!(e.to_string().contains("map of keys to values"), "{e}");
+        assert!(!e.to_string().contains("pw-Kilo-7"), "{e}");
+    }
+}
