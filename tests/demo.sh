@@ -214,7 +214,7 @@ import yaml
 docs = [d for d in yaml.safe_load_all(open(path)) if d]
 for doc in docs:
     doc["spec"]["arnsync"] = {"endpoints": {"secretsManager": url, "ssm": url, "sts": url}}
-print(json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+print("\n---\n".join(json.dumps(d) for d in docs))
 PYEOF
 k apply --server-side -f deploy/examples/20-externalsecret-db.yaml \
   -f deploy/examples/30-externalsecret-config.yaml
