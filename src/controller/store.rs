@@ -100,6 +100,15 @@ pub async fn resolve_cluster_store(
     store: &ClusterSecretStore,
 ) -> Result<ResolvedStore, SyncError> {
     let display = format!("ClusterSecretStore {}", store.name_any());
+    for (i, c) in store.spec.conditions.iter().enumerate() {
+        for re in &c.namespace_regexes {
+            regex::Regex::new(re).map_err(|_| {
+                SyncError::InvalidSpec(format!(
+                    "{display}: spec.conditions[{i}].namespaceRegexes: {re:?} is not a valid regular expression"
+                ))
+            })?;
+        }
+    }
     resolve(client, display, store, store.spec.aws(), None).await
 }
 
@@ -318,7 +327,7 @@ pub fn admits(
 }
 
 /// True when regular expression `re` matches all of `name`. An invalid expression matches
-/// nothing (the store's status reports it).
+/// nothing (the store's status reports it: [`resolve_cluster_store`]).
 fn whole_match(re: &str, name: &str) -> bool {
     regex::Regex::new(&format!("^(?:{re})$")).is_ok_and(|r| r.is_match(name))
 }
