@@ -6,13 +6,13 @@
 //! elsewhere) the tests say so and pass.
 
 mod cases;
+mod stores;
 mod sync;
 mod table;
 
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
     ValidationDirective,
@@ -114,23 +114,6 @@ pub fn load() -> Option<Vec<Doc>> {
     Some(docs)
 }
 
-/// Installs every CRD arnsync ships that the harness did not (ClusterExternalSecret once it
-/// exists); returns the kinds served.
-pub async fn install_crds(env: &Env) -> Vec<String> {
-    let api: Api<CustomResourceDefinition> = Api::all(env.client.clone());
-    let mut kinds = vec![];
-    for doc in serde_yaml::Deserializer::from_str(&arnsync::api::crds_yaml()) {
-        let crd = CustomResourceDefinition::deserialize(doc).expect("a CRD");
-        kinds.push(crd.spec.names.kind.clone());
-        match api.create(&PostParams::default(), &crd).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => panic!("create CRD {}: {e}", crd.spec.names.kind),
-        }
-    }
-    kinds
-}
-
 /// Creates `ns` unless it exists. A name the server refuses (`NAMESPACE`) stays absent: the
 /// document's own apply then fails, and that is what the table asserts.
 pub async fn ensure_namespace(env: &Env, ns: &str) {
@@ -181,9 +164,6 @@ pub async fn delete_doc(env: &Env, doc: &Doc) {
 async fn eso_manifests_are_accepted_or_refused_naming_the_field() {
     let Some(docs) = load() else { return };
     let env = Env::start_without_operator().await;
-    let ces = install_crds(&env)
-        .await
-        .contains(&"ClusterExternalSecret".to_string());
 
     // The table covers every document, and names each by what it is.
     assert_eq!(docs.len(), ROWS.len(), "documents vs table rows");
@@ -222,11 +202,7 @@ async fn eso_manifests_are_accepted_or_refused_naming_the_field() {
             // Each document stands alone: several share a kind and name (ESO's doc variants).
             delete_doc(&env, doc).await;
         }
-        let outcome = match row.outcome {
-            Outcome::AcceptedOnceCes if ces => Outcome::Accepted,
-            Outcome::AcceptedOnceCes => Outcome::UnknownKind,
-            o => o,
-        };
+        let outcome = row.outcome;
         let verdict = match (&outcome, &got) {
             (Outcome::Accepted, Ok(())) => Ok("accepted".to_string()),
             (Outcome::UnknownKind, Err(kube::Error::Api(s)))

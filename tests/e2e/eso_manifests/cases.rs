@@ -48,7 +48,7 @@ pub struct Case {
     pub gap: Option<&'static str>,
 }
 
-const CASE: Case = Case {
+pub const CASE: Case = Case {
     file: "",
     index: 0,
     service: "SecretsManager",

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::cases::{Case, Seed, CASES};
 use super::table::{Outcome, ROWS};
-use super::{apply_doc, delete_doc, ensure_namespace, install_crds, load, Doc};
+use super::{apply_doc, delete_doc, ensure_namespace, load, Doc};
 use crate::harness::Env;
 use arnsync::api::ExternalSecret;
 
@@ -41,7 +41,6 @@ async fn accepted_eso_external_secrets_sync_as_eso_would() {
     }
 
     let env = Env::start().await;
-    install_crds(&env).await;
     let mut failed = vec![];
     for case in CASES {
         let doc = find(case);
@@ -54,6 +53,13 @@ async fn accepted_eso_external_secrets_sync_as_eso_would() {
         }
     }
     assert!(failed.is_empty(), "\n{}", failed.join("\n"));
+    env.assert_no_leaks(&[
+        "pw-Delta-1",
+        "re_Yankee-1",
+        "pw-Romeo-1",
+        "api-key-Mike-pinned",
+    ])
+    .await;
 }
 
 /// One document: seed, store, apply, wait, compare; then everything it made is removed.
@@ -288,4 +294,66 @@ async fn ready(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// 029's ClusterExternalSecret: an ExternalSecret named `externalSecretName` in every namespace
+/// labelled `addons-test-adhoc: "true"`, none elsewhere. Its ClusterSecretStore
+/// aws-secrets-manager-store-adhoc is Secrets Manager (as 029's SecretStore).
+#[tokio::test(flavor = "multi_thread")]
+async fn eso_cluster_external_secret_syncs_in_the_namespaces_it_selects() {
+    let Some(docs) = load() else { return };
+    let doc = docs
+        .iter()
+        .find(|d| d.kind() == "ClusterExternalSecret")
+        .expect("029's ClusterExternalSecret");
+    let env = Env::start().await;
+    // The namespaces are the test's: the document selects them by label.
+    env.namespace("adhoc-a", json!({"addons-test-adhoc": "true"}))
+        .await;
+    env.namespace("adhoc-b", json!({})).await;
+    env.put_secret("adhoc/cdo/contentful_api_key", "cf-Golf-1")
+        .await;
+    let case = Case {
+        region: "us-east-1",
+        ..super::cases::CASE
+    };
+    store(
+        &env,
+        "",
+        &doc.body["spec"]["externalSecretSpec"]["secretStoreRef"],
+        &case,
+    )
+    .await;
+    apply_doc(&env, doc, &doc.body).await.expect("apply");
+
+    let s = env
+        .secret_value(
+            "adhoc-a",
+            "addons-test-adhoc-secret",
+            "contentful_api_key",
+            b"cf-Golf-1",
+        )
+        .await;
+    let keys: Vec<&String> = s.data.as_ref().unwrap().keys().collect();
+    assert_eq!(keys, ["contentful_api_key"]);
+    let made = Api::<ExternalSecret>::namespaced(env.client.clone(), "adhoc-a")
+        .get_opt("addons-test-adhoc-secret-es")
+        .await
+        .unwrap();
+    assert!(
+        made.is_some(),
+        "the ExternalSecret is named externalSecretName"
+    );
+    let elsewhere = Api::<ExternalSecret>::namespaced(env.client.clone(), "adhoc-b")
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert!(
+        elsewhere.items.is_empty(),
+        "an unselected namespace has none"
+    );
+    assert!(env
+        .secret("adhoc-b", "addons-test-adhoc-secret")
+        .await
+        .is_none());
 }

@@ -8,8 +8,6 @@ pub enum Outcome {
     Refused(&'static [&'static str]),
     /// A kind arnsync does not serve (PushSecret): 404.
     UnknownKind,
-    /// A ClusterExternalSecret: accepted once its CRD ships (a 404 before).
-    AcceptedOnceCes,
 }
 
 use Outcome::*;
@@ -133,7 +131,7 @@ pub const ROWS: &[Row] = &[
         3,
         "ClusterExternalSecret",
         "addons-test-adhoc-secret",
-        AcceptedOnceCes,
+        Accepted,
     ),
     // A template to edit (`# XXX: Edit`): namespace NAMESPACE does not exist (nor can it: object
     // names are lowercase), and neither can name NAME.
