@@ -28,10 +28,10 @@ pub struct Env {
     dir: tempfile::TempDir,
 }
 
-fn aws_config(endpoint: &str) -> aws_config::SdkConfig {
+fn aws_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
+        .region(aws_config::Region::new(region.to_string()))
         .endpoint_url(endpoint)
         .credentials_provider(
             aws_credential_types::provider::SharedCredentialsProvider::new(
@@ -67,7 +67,7 @@ impl Env {
         }
         let moto = Moto::start().expect("moto (run tests/setup.sh)");
         let proxy = FaultProxy::start(&moto.url()).expect("fault proxy");
-        let direct = aws_config(&moto.url());
+        let direct = aws_config(&moto.url(), "us-east-1");
         Env {
             sm: aws_sdk_secretsmanager::Client::new(&direct),
             ssm: aws_sdk_ssm::Client::new(&direct),
@@ -430,6 +430,22 @@ impl Env {
                 "secret value {v:?} leaked into an ExternalSecret status"
             );
         }
+    }
+}
+
+impl Env {
+    /// Forgets everything moto holds, in every service and region.
+    pub async fn reset_moto(&self) {
+        self._moto.reset().await.expect("moto reset");
+    }
+
+    /// Secrets Manager and Parameter Store clients that reach moto directly in `region`.
+    pub fn aws_in(&self, region: &str) -> (aws_sdk_secretsmanager::Client, aws_sdk_ssm::Client) {
+        let config = aws_config(&self._moto.url(), region);
+        (
+            aws_sdk_secretsmanager::Client::new(&config),
+            aws_sdk_ssm::Client::new(&config),
+        )
     }
 }
 

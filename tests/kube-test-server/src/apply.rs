@@ -83,6 +83,22 @@ pub fn apply(
         });
         if !still_wanted && !co_owned {
             fields::remove(&mut merged, p);
+            // The structs that held it go too once empty, unless still applied or owned
+            // (the real server prunes the named fields above a removed leaf the same way).
+            for n in (1..p.len()).rev() {
+                let q = &p[..n];
+                let empty =
+                    matches!(fields::get(&merged, q), Some(Value::Object(m)) if m.is_empty());
+                let kept = applied_set.iter().any(|a| fields::overlaps(a, q))
+                    || entries.iter().any(|e| {
+                        !e.same_manager(req.manager, "Apply", sub)
+                            && e.fields.iter().any(|f| fields::overlaps(f, q))
+                    });
+                if !empty || kept {
+                    break;
+                }
+                fields::remove(&mut merged, q);
+            }
         }
     }
 
@@ -189,6 +205,23 @@ mod tests {
             force,
             now: "2025-01-01T00:00:00Z",
         }
+    }
+
+    #[test]
+    fn a_subtree_no_longer_applied_goes_whole() {
+        let first =
+            json!({"spec": {"region": "a", "auth": {"secretRef": {"name": "keys", "key": "id"}}}});
+        let o = apply(None, &first, &req("a", false), ("x.io", "stores"), "s").unwrap();
+        let again = json!({"spec": {"region": "a"}});
+        let o = apply(Some(&o), &again, &req("a", false), ("x.io", "stores"), "s").unwrap();
+        assert_eq!(o["spec"], json!({"region": "a"}));
+        // A struct another manager still has a field in stays, with that field.
+        let b = json!({"spec": {"auth": {"jwt": "sa"}}});
+        let o = apply(Some(&o), &b, &req("b", false), ("x.io", "stores"), "s").unwrap();
+        let a = json!({"spec": {"region": "a", "auth": {"secretRef": {"name": "keys"}}}});
+        let o = apply(Some(&o), &a, &req("a", false), ("x.io", "stores"), "s").unwrap();
+        let o = apply(Some(&o), &again, &req("a", false), ("x.io", "stores"), "s").unwrap();
+        assert_eq!(o["spec"], json!({"region": "a", "auth": {"jwt": "sa"}}));
     }
 
     #[test]
