@@ -108,6 +108,26 @@ fn bad_external_secrets_are_refused_with_a_message_that_says_what_to_do() {
     );
     refused(
         check::<ExternalSecret>(
+            json!({"secretStoreRef": {"name": "aws"}, "syncWindows": {"kind": "Allow", "windows": []},
+                   "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}]}),
+        ),
+        "spec.syncWindows is not supported",
+    );
+    refused(
+        check::<ExternalSecret>(
+            json!({"secretStoreRef": {"name": "aws"}, "target": {"template": {"metadata": {"finalizers": ["x"]}}},
+                   "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}]}),
+        ),
+        "target.template.metadata.finalizers is not supported",
+    );
+    refused(
+        check::<ExternalSecret>(es(
+            json!([{"secretKey": "a", "remoteRef": {"key": "k", "metadataPolicy": "Fetch"}}]),
+        )),
+        "metadataPolicy Fetch",
+    );
+    refused(
+        check::<ExternalSecret>(
             json!({"secretStoreRef": {"name": "aws"}, "target": {"name": "Bad_Name"}, "data": [{"secretKey": "a", "remoteRef": {"key": "k"}}]}),
         ),
         "target.name must be a DNS subdomain",
@@ -155,6 +175,12 @@ fn stores_keep_credentials_where_they_belong() {
     refused(
         check::<SecretStore>(store(json!({"region": ""}))),
         "region must not be empty",
+    );
+    refused(
+        check::<SecretStore>(store(
+            json!({"sessionTagsPolicy": "Custom", "customSessionTags": {"a": "b"}}),
+        )),
+        "sessionTagsPolicy and customSessionTags are not supported",
     );
     let both = json!({"secretRef": keys(None)["secretRef"], "jwt": jwt(None)["jwt"]});
     refused(

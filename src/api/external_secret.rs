@@ -52,6 +52,7 @@ use super::Condition;
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.data) && size(self.data) > 0) || (has(self.dataFrom) && size(self.dataFrom) > 0) || (has(self.target) && has(self.target.template) && ((has(self.target.template.data) && size(self.target.template.data) > 0) || (has(self.target.template.templateFrom) && size(self.target.template.templateFrom) > 0)))").message("nothing to sync: set data, dataFrom, target.template.data or target.template.templateFrom"))]
+#[x_kube(validation = Rule::new("!has(self.syncWindows)").message("spec.syncWindows is not supported: arnsync syncs whenever a value changes; remove it"))]
 pub struct ExternalSecretSpec {
     pub secret_store_ref: StoreRef,
     /// How often to re-read everything: `1h` (default), `30m`, `90s`; `0` reads once.
@@ -71,6 +72,15 @@ pub struct ExternalSecretSpec {
     #[serde(default)]
     #[schemars(length(max = MAX_DATA_FROM_ITEMS))]
     pub data_from: Vec<DataFrom>,
+    /// ESO's sync windows: declared only to be refused by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub sync_windows: Option<serde_json::Value>,
+}
+
+/// An object of anything: the schema of fields declared only to be refused by a rule.
+fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
 }
 
 /// Most `spec.data` entries in one ExternalSecret. Lists and strings that CEL rules read are
@@ -196,13 +206,18 @@ pub enum MergePolicy {
     Merge,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.finalizers)").message("target.template.metadata.finalizers is not supported: arnsync writes only labels and annotations; remove it"))]
 pub struct TemplateMetadata {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Declared only to be refused by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub finalizers: Vec<String>,
 }
 
 /// One template source: exactly one of `configMap`, `secret` and `literal`.
@@ -278,11 +293,13 @@ pub struct GeneratorRef {
 
 /// The refusal of `sourceRef`, shared by `data[]` and `dataFrom[]`.
 const NO_SOURCE_REF: &str = "!has(self.sourceRef)";
+const NO_FETCH_MESSAGE: &str = "metadataPolicy Fetch (reading tags instead of the value) is not supported; remove it to read the value";
 const NO_SOURCE_REF_MESSAGE: &str = "sourceRef is not supported: arnsync reads only from spec.secretStoreRef (no generators, no per-entry stores); use one ExternalSecret per store";
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new(NO_SOURCE_REF).message(NO_SOURCE_REF_MESSAGE))]
+#[x_kube(validation = Rule::new("!has(self.remoteRef.metadataPolicy) || self.remoteRef.metadataPolicy == 'None'").message(NO_FETCH_MESSAGE))]
 pub struct DataItem {
     /// The key in the Kubernetes Secret.
     #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]+$"), length(min = 1, max = 253))]
@@ -380,6 +397,7 @@ pub struct RemoteRef {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new(NO_SOURCE_REF).message(NO_SOURCE_REF_MESSAGE))]
 #[x_kube(validation = Rule::new("has(self.sourceRef) || has(self.extract) != has(self.find)").message("set exactly one of extract and find"))]
+#[x_kube(validation = Rule::new("!has(self.extract) || !has(self.extract.metadataPolicy) || self.extract.metadataPolicy == 'None'").message(NO_FETCH_MESSAGE))]
 pub struct DataFrom {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extract: Option<RemoteRef>,

@@ -131,6 +131,7 @@ pub struct Provider {
 /// `spec.provider.aws`, as External Secrets Operator spells it.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.sessionTagsPolicy) && !has(self.customSessionTags)").message("provider.aws.sessionTagsPolicy and customSessionTags are not supported: list the tags in provider.aws.sessionTags"))]
 pub struct AwsProvider {
     /// SecretsManager or ParameterStore: what this store's ExternalSecrets read. A key that is
     /// a full ARN is read from the service the ARN names.
@@ -168,6 +169,14 @@ pub struct AwsProvider {
     /// Credentials. Absent: the operator's own identity (IRSA, EKS Pod Identity, env, instance profile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<StoreAuth>,
+    /// Declared only to be refused by name (use `sessionTags`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub session_tags_policy: Option<String>,
+    /// Declared only to be refused by name (use `sessionTags`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 50))]
+    pub custom_session_tags: Option<std::collections::BTreeMap<String, String>>,
     /// Options for writing to Secrets Manager. arnsync never writes to or deletes from AWS, so
     /// they are accepted for compatibility and have no effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -332,6 +341,8 @@ pub struct AwsSettings {
     pub roles: Vec<AssumeRole>,
     pub retry: Option<RetrySettings>,
     pub rotation_check_interval: Option<String>,
+    /// `sessionTagsPolicy` or `customSessionTags` is set (refused).
+    pub refused_session_tags: bool,
 }
 
 impl AwsProvider {
@@ -376,6 +387,7 @@ macro_rules! aws_settings {
                     roles: aws.roles(),
                     retry: self.retry_settings.clone(),
                     rotation_check_interval: own.rotation_check_interval,
+                    refused_session_tags: aws.session_tags_policy.is_some() || aws.custom_session_tags.is_some(),
                 }
             }
         }

@@ -120,6 +120,7 @@ async fn resolve<K: ResourceExt>(
     settings: AwsSettings,
     own_namespace: Option<&str>,
 ) -> Result<ResolvedStore, SyncError> {
+    check_provider(&display, &settings)?;
     let keys = read_keys(client, &display, &settings, own_namespace).await?;
     let mut roles: Vec<AssumeRole> = settings.roles.iter().map(Into::into).collect();
     let web_identity = match &settings.jwt {
@@ -144,6 +145,25 @@ async fn resolve<K: ResourceExt>(
         rotation_check_interval: settings.rotation_check_interval.clone(),
         display,
     })
+}
+
+/// What the CRD's rules refuse, again for clusters that do not enforce them, and roles that are
+/// not ARNs (STS takes only ARNs; ESO's documentation shows short names, which AWS refuses).
+fn check_provider(display: &str, settings: &AwsSettings) -> Result<(), SyncError> {
+    if settings.refused_session_tags {
+        return Err(SyncError::InvalidSpec(format!(
+            "{display}: provider.aws.sessionTagsPolicy and customSessionTags are not supported: list the tags in provider.aws.sessionTags"
+        )));
+    }
+    for role in &settings.roles {
+        if !role.arn.starts_with("arn:") {
+            return Err(SyncError::InvalidSpec(format!(
+                "{display}: provider.aws role {:?} is not an ARN; write arn:aws:iam::ACCOUNT:role/{}",
+                role.arn, role.arn
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `retrySettings`: `maxRetries` retries after the first attempt, the first after `retryInterval`.

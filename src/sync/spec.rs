@@ -113,6 +113,21 @@ pub fn validate(es: &ExternalSecret) -> Result<ValidSpec<'_>, String> {
 /// depends on the store (bound by [`ExternalSecret::bound_to`]).
 fn refuse_unsupported(es: &ExternalSecret) -> Result<(), String> {
     let spec = &es.spec;
+    if spec.sync_windows.is_some() {
+        return Err(
+            "spec.syncWindows is not supported: arnsync syncs whenever a value changes; remove it"
+                .into(),
+        );
+    }
+    if spec
+        .target
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .is_some_and(|m| !m.finalizers.is_empty())
+    {
+        return Err("spec.target.template.metadata.finalizers is not supported: arnsync writes only labels and annotations; remove it".into());
+    }
     for (i, d) in spec.data.iter().enumerate() {
         if d.source_ref.is_some() {
             return Err(format!("spec.data[{i}].sourceRef is not supported: arnsync reads only from spec.secretStoreRef (no generators, no per-entry stores); use one ExternalSecret per store"));

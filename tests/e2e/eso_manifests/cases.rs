@@ -73,28 +73,6 @@ const PULL_SECRET: &str =
     r#"{"auths":{"registry.example.com":{"auth":"dXNlcjpwdy1TaWVycmEtMQ=="}}}"#;
 
 pub const CASES: &[Case] = &[
-    // Store: 001 (SecretStore aws-secretsmanager, SecretsManager, eu-central-1).
-    Case {
-        file: "005",
-        region: "eu-central-1",
-        seeds: &[
-            Secret(
-                "friendslist",
-                r#"{"name": {"first": "Tom", "last": "Anderson"},
-                    "friends": [{"first": "Dale", "last": "Murphy"}, {"first": "Roger", "last": "Craig"}]}"#,
-            ),
-            Tagged(
-                "database-credentials",
-                r#"{"password": "pw-Romeo-1"}"#,
-                &[("dev", "seb"), ("team", "payments")],
-            ),
-        ],
-        // ESO: `tags` is the JSON object of the tags, `developer` the value of tag dev.
-        keys: &["my_name", "first_friend", "tags", "developer"],
-        values: &[("my_name", "Tom"), ("first_friend", "Roger"), ("developer", "seb")],
-        gap: Some("spec.data[2].remoteRef.metadataPolicy"),
-        ..CASE
-    },
     // AWSPREVIOUS and AWSCURRENT of one secret.
     Case {
         file: "006",

@@ -16,10 +16,10 @@ const STORES: &[(&str, usize, &str)] = &[
     ("001", 0, "assumed-role/external-secrets"),
     ("002", 0, "assumed-role/external-secrets"),
     ("003", 0, "assumed-role/external-secrets"),
-    // `role: team-b` is passed to sts:AssumeRole as written; moto takes a bare name, AWS
-    // wants an ARN.
-    ("004", 0, "assumed-role/team-b"),
-    ("004", 1, "assumed-role/team-b"),
+    // `role: team-b` (a short name, from ESO's documentation) is not an ARN, which STS needs:
+    // the store says so (the third field is then the expected message).
+    ("004", 0, "provider.aws role \"team-b\" is not an ARN"),
+    ("004", 1, "provider.aws role \"team-b\" is not an ARN"),
     ("004", 2, "assumed-role/team-b"),
     ("004", 4, "assumed-role/team-b"),
     // No auth, no role: the operator's own identity.
@@ -106,7 +106,9 @@ async fn check(env: &Env, doc: &Doc, identity: &str) -> Result<String, String> {
     outcome
 }
 
-/// The store's identity once Ready is True (and names `identity`), or what it says instead.
+/// The store's identity once Ready is True (and names `identity`), its message once Ready is
+/// False with `InvalidSpec` naming `identity` (a store the operator refuses), or what it says
+/// instead.
 async fn ready(env: &Env, doc: &Doc, identity: &str) -> Result<String, String> {
     let api = super::dynamic_api(env, doc);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -120,6 +122,11 @@ async fn ready(env: &Env, doc: &Doc, identity: &str) -> Result<String, String> {
         if let Some(c) = ready {
             if c["status"] == "True" && id.contains(identity) {
                 return Ok(id.to_string());
+            }
+            let message = c["message"].as_str().unwrap_or_default();
+            if c["status"] == "False" && c["reason"] == "InvalidSpec" && message.contains(identity)
+            {
+                return Ok(message.to_string());
             }
             if std::time::Instant::now() > deadline {
                 return Err(format!(

@@ -50,20 +50,24 @@ pub const ROWS: &[Row] = &[
     row("004", 1, "SecretStore", "team-b-store", Accepted),
     row("004", 2, "SecretStore", "team-b-store", Accepted),
     // ESO's session tag policy (sessionTagsPolicy: Custom, customSessionTags) has no
-    // counterpart here: the fields are not declared, so the apply names them.
+    // counterpart here: a rule refuses the fields by name.
     row(
         "004",
         3,
         "SecretStore",
         "team-b-store",
-        Refused(&[
-            ".spec.provider.aws.customSessionTags: field not declared in schema",
-            ".spec.provider.aws.sessionTagsPolicy: field not declared in schema",
-        ]),
+        Refused(&["provider.aws.sessionTagsPolicy and customSessionTags are not supported"]),
     ),
     row("004", 4, "SecretStore", "team-b-store", Accepted),
     row("004", 5, "SecretStore", "team-b-store", Accepted),
-    row("005", 0, "ExternalSecret", "example", Accepted),
+    // metadataPolicy: Fetch (tags instead of the value) is refused by a rule, naming the entries.
+    row(
+        "005",
+        0,
+        "ExternalSecret",
+        "example",
+        Refused(&["spec.data[2]", "metadataPolicy Fetch"]),
+    ),
     row("006", 0, "PushSecret", "pushsecret-example", UnknownKind),
     row("006", 1, "ExternalSecret", "versioned-api-key", Accepted),
     row("006", 2, "ExternalSecret", "versioned-api-key", Accepted),
@@ -152,17 +156,16 @@ pub const ROWS: &[Row] = &[
         Accepted,
     ),
     row("038", 1, "ExternalSecret", "s1-site-key", Accepted),
-    // ESO's reference example: syncWindows and template.metadata.finalizers are ESO fields we
-    // do not declare (the apply names them); it also repeats dataFrom (below).
+    // ESO's reference example: its template annotation `acme.org/sha: 1234` is a number, which
+    // a string map refuses first; rules then refuse syncWindows and
+    // template.metadata.finalizers by name (tests/crd_validation.rs); it also repeats dataFrom
+    // (below).
     row(
         "046",
         0,
         "ExternalSecret",
         "hello-world",
-        Refused(&[
-            ".spec.syncWindows",
-            ".spec.target.template.metadata.finalizers",
-        ]),
+        Refused(&["acme.org/sha"]),
     ),
 ];
 
