@@ -55,9 +55,13 @@ struct RunArgs {
     #[arg(long, env = "ARNSYNC_AWS_TIMEOUT", default_value = "10s", value_parser = duration)]
     aws_timeout: Duration,
     /// How often to check AWS for rotations (AWSCURRENT moves, new parameter versions), for
-    /// stores without spec.rotationCheckInterval.
+    /// stores without spec.arnsync.rotationCheckInterval.
     #[arg(long, env = "ARNSYNC_ROTATION_CHECK_INTERVAL", default_value = "60s", value_parser = duration)]
     rotation_check_interval: Duration,
+    /// With a healthy event queue (a store's spec.arnsync.eventQueue), how often AWS is still
+    /// polled for rotations, as a safety net for lost events.
+    #[arg(long, env = "ARNSYNC_EVENT_SAFETY_INTERVAL", default_value = "10m", value_parser = duration)]
+    event_safety_interval: Duration,
     /// Secret changes of one workload within this window roll it once.
     #[arg(long, env = "ARNSYNC_RESTART_DEBOUNCE", default_value = "5s", value_parser = duration)]
     restart_debounce: Duration,
@@ -140,6 +144,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let options = Options {
         namespace: args.namespace.clone(),
         rotation_check_interval: args.rotation_check_interval,
+        event_safety_interval: args.event_safety_interval,
         restart_debounce: args.restart_debounce,
     };
     let ctx = Arc::new(Context::new(

@@ -66,6 +66,20 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Store identities with a live source (clients, credentials, cache).
     pub sources: Gauge,
+    /// Event queue messages by what became of them.
+    pub event_messages: Family<EventLabels, Counter>,
+    /// Failed SQS calls of the event consumers.
+    pub event_errors: Counter,
+    /// Age of the oldest message of the last batch received (now − SentTimestamp).
+    pub event_queue_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// From an event's `time` (the change in AWS) to the Secret written.
+    pub event_to_secret_seconds: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// received, deleted, unmatched, malformed, failed.
+    pub outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -81,6 +95,10 @@ impl Default for Metrics {
             external_secrets: Family::default(),
             leader: Gauge::default(),
             sources: Gauge::default(),
+            event_messages: Family::default(),
+            event_errors: Counter::default(),
+            event_queue_lag_seconds: Gauge::default(),
+            event_to_secret_seconds: seconds_buckets(),
         }
     }
 }
@@ -123,6 +141,26 @@ impl Metrics {
             "arnsync_secret_to_rollout_seconds",
             "Time from a Secret written to the workload rollout patched",
             m.secret_to_rollout_seconds.clone(),
+        );
+        registry.register(
+            "arnsync_event_messages",
+            "Event queue messages received, deleted, unmatched (nothing watches their keys), malformed, and failed (left in the queue)",
+            m.event_messages.clone(),
+        );
+        registry.register(
+            "arnsync_event_errors",
+            "Failed SQS calls of the event consumers",
+            m.event_errors.clone(),
+        );
+        registry.register(
+            "arnsync_event_queue_lag_seconds",
+            "Age of the oldest message of the last batch received from an event queue (from SentTimestamp)",
+            m.event_queue_lag_seconds.clone(),
+        );
+        registry.register(
+            "arnsync_event_to_secret_seconds",
+            "Time from a change event's time (the change in AWS) to the Secret written",
+            m.event_to_secret_seconds.clone(),
         );
         registry.register(
             "arnsync_external_secrets",

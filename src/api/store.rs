@@ -194,6 +194,12 @@ pub struct ArnsyncOptions {
     /// (`60s`, `5m`). Default: the operator's `--rotation-check-interval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation_check_interval: Option<String>,
+    /// An SQS queue (URL or ARN) that EventBridge fills with Secrets Manager and Parameter
+    /// Store change events: rotations arrive within seconds, and polling slows to
+    /// `--event-safety-interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub event_queue: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -227,6 +233,9 @@ pub struct Endpoints {
     pub ssm: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sts: Option<String>,
+    /// The event queue's SQS endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqs: Option<String>,
 }
 
 /// At most one way to authenticate; none is the operator's own identity.
@@ -341,6 +350,8 @@ pub struct AwsSettings {
     pub roles: Vec<AssumeRole>,
     pub retry: Option<RetrySettings>,
     pub rotation_check_interval: Option<String>,
+    /// `spec.arnsync.eventQueue`.
+    pub event_queue: Option<String>,
     /// `sessionTagsPolicy` or `customSessionTags` is set (refused).
     pub refused_session_tags: bool,
 }
@@ -387,6 +398,7 @@ macro_rules! aws_settings {
                     roles: aws.roles(),
                     retry: self.retry_settings.clone(),
                     rotation_check_interval: own.rotation_check_interval,
+                    event_queue: own.event_queue,
                     refused_session_tags: aws.session_tags_policy.is_some() || aws.custom_session_tags.is_some(),
                 }
             }

@@ -36,6 +36,8 @@ pub struct Options {
     /// How often the version watcher checks for rotations, for stores that do not set
     /// `spec.rotationCheckInterval`.
     pub rotation_check_interval: Duration,
+    /// With a healthy event queue, how often the version watcher still polls.
+    pub event_safety_interval: Duration,
     /// Secret changes of one workload within this window give one rollout.
     pub restart_debounce: Duration,
 }
@@ -45,6 +47,7 @@ impl Default for Options {
         Options {
             namespace: None,
             rotation_check_interval: Duration::from_secs(60),
+            event_safety_interval: Duration::from_secs(600),
             restart_debounce: Duration::from_secs(5),
         }
     }

@@ -25,6 +25,8 @@ pub struct ResolvedStore {
     pub service: Service,
     /// `provider.aws.prefix`, put in front of every key that is not an ARN.
     pub prefix: Option<String>,
+    /// `spec.arnsync.eventQueue`: an SQS queue of change events (URL or ARN).
+    pub event_queue: Option<String>,
     /// `spec.arnsync.rotationCheckInterval`, as written.
     pub rotation_check_interval: Option<String>,
 }
@@ -143,6 +145,7 @@ async fn resolve<K: ResourceExt>(
         service: settings.service,
         prefix: settings.prefix.clone(),
         rotation_check_interval: settings.rotation_check_interval.clone(),
+        event_queue: settings.event_queue.clone(),
         display,
     })
 }

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::source::events::Health;
+
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use kube::runtime::controller::Action;
@@ -66,6 +68,61 @@ where
 /// How often a healthy store is checked again, unless its `spec.refreshInterval` (seconds, as
 /// ESO spells it) says otherwise.
 const RECHECK: Duration = Duration::from_secs(600);
+
+/// How often the `EventsReady` condition is brought up to date.
+const EVENTS_RECHECK: Duration = Duration::from_secs(60);
+const EVENTS_RETRY: Duration = Duration::from_secs(5);
+
+/// `EventsReady` for a store with `spec.arnsync.eventQueue`: whether its consumer reads the
+/// queue, with the SQS error when not. `None` without a queue.
+async fn events_condition(
+    store: &ResolvedStore,
+    ctx: &Context,
+    generation: Option<i64>,
+) -> Option<Condition> {
+    let queue = store.event_queue.as_deref()?;
+    let time = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    let condition = |status, reason: &str, message: String| Condition {
+        type_: "EventsReady".into(),
+        status,
+        reason: reason.into(),
+        message,
+        last_transition_time: time.clone(),
+        observed_generation: generation,
+    };
+    let mut health = match ctx.versions.events(store, &ctx.options) {
+        Ok(h) => h?,
+        Err(e) => return Some(condition(ConditionStatus::False, e.reason(), e.to_string())),
+    };
+    // A first answer from SQS comes within one long poll at most.
+    let _ = tokio::time::timeout(Duration::from_secs(25), async {
+        while *health.borrow_and_update() == Health::Starting {
+            if health.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    let display = &store.display;
+    let now = health.borrow().clone();
+    Some(match now {
+        Health::Healthy => condition(
+            ConditionStatus::True,
+            "QueueRead",
+            format!("{display}: reading event queue {queue}; polling every --event-safety-interval as a safety net"),
+        ),
+        Health::Starting => condition(
+            ConditionStatus::Unknown,
+            "QueueStarting",
+            format!("{display}: no answer yet from event queue {queue}"),
+        ),
+        Health::Failing(error) => condition(
+            ConditionStatus::False,
+            "QueueUnavailable",
+            format!("{display}: event queue {queue}: {error}; polling at rotationCheckInterval until it is read again"),
+        ),
+    })
+}
 
 fn recheck(refresh_interval: Option<i64>) -> Duration {
     match refresh_interval {
@@ -130,6 +187,11 @@ where
         Ok(r) => ctx.identities.uses(&key, &r.identity),
         Err(_) => ctx.identities.stops_using(&key),
     }
+    let events = match &resolved {
+        Ok(r) => Some(events_condition(r, ctx, store.meta().generation).await),
+        Err(_) => None,
+    }
+    .flatten();
     let outcome = match resolved {
         Ok(r) => {
             let display = r.display.clone();
@@ -179,6 +241,27 @@ where
         .find(|c| c.type_ == "Ready")
         .cloned();
     set_condition(&mut status.conditions, ready.clone());
+    let action = match events {
+        Some(condition) => {
+            let healthy = condition.status == ConditionStatus::True;
+            set_condition(&mut status.conditions, condition);
+            // The condition follows the consumer's health: look again soon while it is not
+            // healthy, and at least every minute.
+            let soon = if healthy {
+                EVENTS_RECHECK
+            } else {
+                EVENTS_RETRY
+            };
+            match action {
+                a if a == Action::requeue(every) => Action::requeue(every.min(soon)),
+                a => a,
+            }
+        }
+        None => {
+            status.conditions.retain(|c| c.type_ != "EventsReady");
+            action
+        }
+    };
     status.observed_generation = store.meta().generation;
     publish_status(
         ctx,

@@ -118,6 +118,7 @@ impl Identity {
         e.value(b'm', self.endpoints.secrets_manager.as_deref());
         e.value(b's', self.endpoints.ssm.as_deref());
         e.value(b't', self.endpoints.sts.as_deref());
+        e.value(b'q', self.endpoints.sqs.as_deref());
         let keys = self.static_keys.as_ref();
         e.count(b'S', keys.map_or(0, |_| 1));
         if let Some(k) = keys {

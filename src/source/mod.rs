@@ -141,6 +141,7 @@ pub trait Source: Send + Sync {
 pub mod aws;
 pub mod cache;
 mod error;
+mod event_queues;
 pub mod events;
 mod from_api;
 mod identity;

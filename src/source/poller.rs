@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::events::{Change, ChangeKind, Health, Outcome};
 use super::key::base_name;
 use super::versions::{SecretVersions, VersionSource, MAX_NAME_FILTERS, PARAMETERS_PER_CALL};
-use super::{Fetch, Selector, Service, Tracker};
+use super::{ErrorKind, Fetch, Selector, Service, Tracker};
 
 /// How long after a scheduled rotation date DescribeSecret keeps being asked.
 const DUE_WINDOW: Duration = Duration::from_secs(600);
@@ -23,6 +24,9 @@ const DUE_CHECK: Duration = Duration::from_secs(5);
 pub struct Poller {
     source: Arc<dyn VersionSource>,
     tracker: Arc<Tracker>,
+    /// With an event queue: its health, and the long interval polling keeps while it is
+    /// healthy (events bring the moves; polling is the safety net).
+    events: Mutex<Option<(tokio::sync::watch::Receiver<Health>, Duration)>>,
     /// Check interval asked for by each store using this identity; the shortest wins.
     intervals: Mutex<BTreeMap<String, Duration>>,
     /// Secrets to check with DescribeSecret until then: a scheduled rotation is due.
@@ -38,9 +42,23 @@ impl Poller {
         Poller {
             source,
             tracker,
+            events: Mutex::default(),
             intervals: Mutex::default(),
             due: Mutex::default(),
         }
+    }
+
+    /// An event queue feeds this identity: while its consumer is healthy, full checks run
+    /// every `safety` only.
+    pub fn set_events(&self, health: tokio::sync::watch::Receiver<Health>, safety: Duration) {
+        *lock(&self.events) = Some((health, safety));
+    }
+
+    /// True while an event queue feeds this identity and its consumer is healthy.
+    pub fn events_healthy(&self) -> bool {
+        lock(&self.events)
+            .as_ref()
+            .is_some_and(|(h, _)| *h.borrow() == Health::Healthy)
     }
 
     /// What this poller feeds.
@@ -54,11 +72,15 @@ impl Poller {
     }
 
     pub fn interval(&self) -> Duration {
-        lock(&self.intervals)
+        let asked = lock(&self.intervals)
             .values()
             .min()
             .copied()
-            .unwrap_or(Duration::from_secs(60))
+            .unwrap_or(Duration::from_secs(60));
+        match &*lock(&self.events) {
+            Some((health, safety)) if *health.borrow() == Health::Healthy => asked.max(*safety),
+            _ => asked,
+        }
     }
 
     /// One full check. Returns how many versions moved. Errors are logged and the check goes
@@ -189,9 +211,15 @@ impl Poller {
     /// Reports `version` of `w` to the tracker. A move reads the new value once (by its exact
     /// version, so every subscriber shares it) before the subscribers wake.
     async fn found(&self, w: &Fetch, version: &str) -> bool {
-        let Some(moved) = self.tracker.record(w, version) else {
+        self.found_at(w, version, None).await
+    }
+
+    /// [`Poller::found`], with when AWS says the change happened (an event's time).
+    async fn found_at(&self, w: &Fetch, version: &str, announced: Option<SystemTime>) -> bool {
+        let Some(mut moved) = self.tracker.record(w, version) else {
             return false;
         };
+        moved.announced = announced;
         self.source.invalidate(w);
         if let Some(exact) = w.pinned(version) {
             if let Err(e) = self.source.get(&exact).await {
@@ -207,8 +235,16 @@ impl Poller {
     /// is tracked, so a store's interval set just after the poller started applies at once.
     pub(super) async fn run(me: Weak<Poller>) {
         let mut last_full: Option<Instant> = None;
+        let mut was_healthy = false;
         loop {
             let Some(p) = me.upgrade() else { return };
+            // Events may have been missed while the queue was not read: a full check when its
+            // consumer becomes healthy (on start, and after an error streak).
+            let healthy = p.events_healthy();
+            if healthy && !was_healthy {
+                last_full = None;
+            }
+            was_healthy = healthy;
             let interval = p.interval();
             let due = last_full.is_none_or(|t| t.elapsed() >= interval);
             if !due {
@@ -227,6 +263,99 @@ impl Poller {
             let step = DUE_CHECK.min(interval).min(until_full);
             tokio::time::sleep(step.max(Duration::from_millis(50))).await;
         }
+    }
+}
+
+impl Poller {
+    /// Applies one announced change to the tracked values it names (`region`: the identity's):
+    /// confirms it with a strongly consistent read (DescribeSecret, GetParameters), wakes the
+    /// subscribers of what moved, and, for a deletion or restore, wakes them to find out.
+    pub async fn apply_change(&self, change: &Change, region: &str) -> Outcome {
+        let watches: Vec<Fetch> = self
+            .tracker
+            .watches()
+            .into_iter()
+            .filter(|w| change.key.names(w, region, None))
+            .collect();
+        if watches.is_empty() {
+            return Outcome::Unwatched;
+        }
+        let touched = matches!(change.kind, ChangeKind::Deleted | ChangeKind::Restored);
+        let confirmed = match change.key.service {
+            Service::SecretsManager => self.confirm_secret(&watches, change.time).await,
+            Service::ParameterStore => self.confirm_parameters(&watches, change.time).await,
+        };
+        match confirmed {
+            Ok(moved) => {
+                if touched && moved == 0 {
+                    for w in &watches {
+                        if let Some(m) = self.tracker.touch(w) {
+                            self.source.invalidate(w);
+                            self.tracker.wake(m);
+                        }
+                    }
+                }
+                Outcome::Applied
+            }
+            Err(()) => Outcome::Failed,
+        }
+    }
+
+    /// DescribeSecret once for the watches of one secret. A secret that is gone wakes its
+    /// subscribers (their reads apply the deletion policy).
+    async fn confirm_secret(
+        &self,
+        watches: &[Fetch],
+        announced: Option<SystemTime>,
+    ) -> Result<usize, ()> {
+        match self.source.describe_secret_versions(&watches[0].key).await {
+            Ok(d) => {
+                let mut moved = 0;
+                for w in watches {
+                    if let Selector::Stage(stage) = &w.selector {
+                        if let Some(v) = d.stages.get(stage) {
+                            if self.found_at(w, v, announced).await {
+                                moved += 1;
+                            }
+                        }
+                    }
+                }
+                Ok(moved)
+            }
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(0),
+            Err(e) => {
+                tracing::warn!(error = %e, "event: DescribeSecret failed; the message stays queued");
+                Err(())
+            }
+        }
+    }
+
+    /// GetParameters for the watches of one parameter (each label and the latest).
+    async fn confirm_parameters(
+        &self,
+        watches: &[Fetch],
+        announced: Option<SystemTime>,
+    ) -> Result<usize, ()> {
+        let mut moved = 0;
+        for batch in parameter_batches(watches) {
+            let requests: Vec<String> = batch.iter().map(parameter_request).collect();
+            match self.source.parameter_versions(&requests).await {
+                Ok(versions) => {
+                    for (w, r) in batch.iter().zip(&requests) {
+                        if let Some(v) = versions.get(r) {
+                            if self.found_at(w, v, announced).await {
+                                moved += 1;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "event: GetParameters failed; the message stays queued");
+                    return Err(());
+                }
+            }
+        }
+        Ok(moved)
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
@@ -44,6 +44,8 @@ pub struct Moved {
     pub to: String,
     pub subscribers: Vec<Subscriber>,
     pub detected: Instant,
+    /// When AWS says the change happened (an event's `time`), for the rotation lag.
+    pub announced: Option<SystemTime>,
 }
 
 #[derive(Default)]
@@ -97,6 +99,7 @@ impl Tracker {
                         to: known.clone(),
                         subscribers: vec![subscriber.clone()],
                         detected: Instant::now(),
+                        announced: None,
                     }),
                     _ => {}
                 }
@@ -189,6 +192,23 @@ impl Tracker {
             to: version.to_string(),
             subscribers,
             detected: Instant::now(),
+            announced: None,
+        })
+    }
+
+    /// A wake-up of `watch`'s subscribers at its known version, without a move: an event says
+    /// the value was deleted or restored, which the subscribers' reads then find out.
+    pub fn touch(&self, watch: &Fetch) -> Option<Moved> {
+        let st = self.state();
+        let t = st.tracked.get(watch)?;
+        let version = t.version.clone().unwrap_or_default();
+        Some(Moved {
+            watch: watch.clone(),
+            from: Some(version.clone()),
+            to: version,
+            subscribers: t.subscribers.iter().cloned().collect(),
+            detected: Instant::now(),
+            announced: None,
         })
     }
 

@@ -4,15 +4,25 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
+use std::time::Duration;
 
+use tokio::sync::{mpsc, watch};
+
+use super::event_queues::{self, Running};
+use super::events::{Health, QueueError};
 use super::{Identity, Moved, Poller, Sources, Subscriber, Tracker};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 use crate::metrics::Metrics;
 
 pub struct Watchers {
     sources: Sources,
     metrics: Metrics,
     map: Mutex<HashMap<[u8; 32], Arc<Poller>>>,
+    /// Event consumers by (identity, queue).
+    queues: Mutex<HashMap<([u8; 32], String), Running>>,
     tx: mpsc::UnboundedSender<Moved>,
 }
 
@@ -24,6 +34,7 @@ impl Watchers {
                 sources,
                 metrics,
                 map: Mutex::default(),
+                queues: Mutex::default(),
                 tx,
             },
             rx,
@@ -48,6 +59,34 @@ impl Watchers {
             .clone()
     }
 
+    /// The health of the consumer of `queue` for `identity`, started on first use: from then
+    /// on its events feed the identity's watcher, which polls only every `safety` while the
+    /// consumer is healthy.
+    pub fn events(
+        &self,
+        identity: &Identity,
+        queue: &str,
+        safety: Duration,
+    ) -> Result<watch::Receiver<Health>, QueueError> {
+        let key = (identity.fingerprint(), queue.to_string());
+        if let Some(r) = lock(&self.queues).get(&key) {
+            return Ok(r.health.clone());
+        }
+        let poller = self.watcher(identity);
+        let source = self.sources.source(identity);
+        let running =
+            event_queues::start(identity, queue, &source, &poller, safety, &self.metrics)?;
+        let health = running.health.clone();
+        lock(&self.queues).insert(key, running);
+        Ok(health)
+    }
+
+    /// Stops the consumers of queues no store of `identity` names any more.
+    pub fn retain_queues(&self, identity: &Identity, queues: &[String]) {
+        let fp = identity.fingerprint();
+        lock(&self.queues).retain(|(f, q), _| *f != fp || queues.contains(q));
+    }
+
     /// Drops the watchers and the sources of every identity not in `in_use`: nothing reads
     /// through them any more. Returns how many watchers were dropped.
     pub fn retain(&self, in_use: &[Identity]) -> usize {
@@ -58,6 +97,7 @@ impl Watchers {
             map.retain(|fingerprint, _| keep.contains(fingerprint));
             before - map.len()
         };
+        lock(&self.queues).retain(|(fingerprint, _), _| keep.contains(fingerprint));
         self.sources.retain(in_use);
         dropped
     }

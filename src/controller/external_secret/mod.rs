@@ -76,9 +76,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
     let bound = es.bound_to(inputs.store.service, inputs.store.prefix.as_deref());
     let spec = sync::validate(&bound).map_err(SyncError::InvalidSpec)?;
     ctx.identities.uses(&uid, &inputs.store.identity);
-    let sub = ctx
-        .versions
-        .subscribe(&spec, &inputs.store, ctx.options.rotation_check_interval)?;
+    let sub = ctx.versions.subscribe(&spec, &inputs.store, &ctx.options)?;
     let pending = ctx.versions.pending(&sub);
     let facts = Facts {
         spec: &spec,

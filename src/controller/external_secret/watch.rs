@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
@@ -13,8 +12,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::fetch::fetch_of;
 use crate::api::{parse_duration, ExternalSecret, RemoteRef, RotatedSource, Service};
 use crate::controller::store::ResolvedStore;
-use crate::controller::SyncError;
+use crate::controller::{Options, SyncError};
 use crate::metrics::Metrics;
+use crate::source::events::Health;
 use crate::source::{key, Fetch, Moved, Poller, Selector, Sources, Subscriber, Tracker, Watchers};
 use crate::sync::{Read, ReadFrom, Reads, ValidSpec};
 
@@ -51,9 +51,11 @@ impl VersionWatch {
         &self,
         spec: &ValidSpec<'_>,
         store: &ResolvedStore,
-        default: Duration,
+        options: &Options,
     ) -> Result<Subscription, SyncError> {
+        let default = options.rotation_check_interval;
         let watcher = self.watchers.watcher(&store.identity);
+        self.events(store, options)?;
         let interval = match &store.rotation_check_interval {
             Some(text) => parse_duration(text).map_err(|e| {
                 SyncError::InvalidSpec(format!(
@@ -71,6 +73,22 @@ impl VersionWatch {
             watcher,
             subscriber,
         })
+    }
+
+    /// The health of `store`'s event queue, its consumer started on first use; `None` without
+    /// a queue.
+    pub fn events(
+        &self,
+        store: &ResolvedStore,
+        options: &Options,
+    ) -> Result<Option<tokio::sync::watch::Receiver<Health>>, SyncError> {
+        let Some(queue) = &store.event_queue else {
+            return Ok(None);
+        };
+        self.watchers
+            .events(&store.identity, queue, options.event_safety_interval)
+            .map(Some)
+            .map_err(|e| SyncError::InvalidSpec(format!("{}: spec.arnsync.{e}", store.display)))
     }
 
     /// The version moves waiting for `sub`, oldest first. They stay pending until
@@ -210,6 +228,9 @@ pub(super) fn applied(pending: &[Moved], metrics: &Metrics) -> Vec<RotatedSource
             metrics
                 .rotation_to_secret_seconds
                 .observe(m.detected.elapsed().as_secs_f64());
+            if let Some(lag) = m.announced.and_then(|t| t.elapsed().ok()) {
+                metrics.event_to_secret_seconds.observe(lag.as_secs_f64());
+            }
             RotatedSource {
                 service: m.watch.service,
                 key: m.watch.key.clone(),

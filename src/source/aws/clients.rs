@@ -62,13 +62,23 @@ pub struct AwsClients {
     pub(crate) secrets_manager: aws_sdk_secretsmanager::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
     sts: aws_sdk_sts::Client,
+    /// What an SQS client of this identity is built from (an event queue may be in another
+    /// region than the store's).
+    sqs: SqsParts,
     /// Set once BatchGetSecretValue is refused (its IAM permission is separate from
     /// GetSecretValue's), so finds stop trying it.
     pub(crate) batch_refused: AtomicBool,
 }
 
+struct SqsParts {
+    parts: ClientParts,
+    credentials: SharedCredentialsProvider,
+    endpoint: Option<String>,
+}
+
 /// What every client of one identity shares. The identity cache is shared too, so the three
 /// clients resolve (and assume) credentials once, not once each.
+#[derive(Clone)]
 struct ClientParts {
     region: Region,
     http: SharedHttpClient,
@@ -186,9 +196,33 @@ impl AwsClients {
                 identity.endpoints.ssm.clone(),
                 "ssm"
             ),
-            sts: client!(aws_sdk_sts, &parts, Some(credentials), sts_endpoint, "sts"),
+            sts: client!(
+                aws_sdk_sts,
+                &parts,
+                Some(credentials.clone()),
+                sts_endpoint,
+                "sts"
+            ),
+            sqs: SqsParts {
+                parts,
+                credentials,
+                endpoint: identity.endpoints.sqs.clone(),
+            },
             batch_refused: AtomicBool::new(false),
         }
+    }
+
+    /// An SQS client of this identity for `region` (sharing its credentials and their cache).
+    pub fn sqs(&self, region: &str) -> aws_sdk_sqs::Client {
+        let mut parts = self.sqs.parts.clone();
+        parts.region = Region::new(region.to_string());
+        client!(
+            aws_sdk_sqs,
+            &parts,
+            Some(self.sqs.credentials.clone()),
+            self.sqs.endpoint.clone(),
+            "sqs"
+        )
     }
 
     pub(super) async fn caller_identity(&self) -> Result<String, SourceError> {

@@ -144,6 +144,11 @@ impl AwsSource {
         self.cache.inner().caller_identity().await
     }
 
+    /// An SQS client of this identity for `region` (event queues).
+    pub fn sqs(&self, region: &str) -> aws_sdk_sqs::Client {
+        self.cache.inner().sqs(region)
+    }
+
     /// Reads `fetch` from AWS, ignoring a cached value.
     pub async fn get_fresh(&self, fetch: &Fetch) -> Result<Value, SourceError> {
         self.cache.get_fresh(fetch).await
