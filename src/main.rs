@@ -43,10 +43,11 @@ enum Command {
 const CONVERT_ABOUT: &str = "\
 Convert External Secrets Operator manifests into arnsync manifests.
 
-SecretStore, ClusterSecretStore and ExternalSecret of external-secrets.io/v1, v1beta1 and \
-v1alpha1 become arnsync.io/v1alpha1 (v1alpha1 shapes are rewritten, ESO's status and \
-server-set metadata are dropped). Each is then checked against arnsync's CRD schema and the \
-operator's own rules. A document that cannot be carried over (another provider, a generator, \
+SecretStore, ClusterSecretStore, ExternalSecret and ClusterExternalSecret of \
+external-secrets.io/v1, v1beta1 and v1alpha1 become arnsync.io/v1alpha1 (v1alpha1 shapes are \
+rewritten, ESO's status and server-set metadata are dropped). Each is then checked as the \
+cluster and the operator would check it: arnsync's CRD schema and its rules, then the \
+operator's own checks. A document that cannot be carried over (another provider, a generator, \
 a PushSecret, a field arnsync does not have, ...) is left out of the output, and stderr gets \
 one line per problem: FILE#INDEX KIND NAMESPACE/NAME: FIELD: what and what to do.
 

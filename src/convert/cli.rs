@@ -70,7 +70,12 @@ pub fn run(
                 },
                 Err(e) => {
                     tally.left_out += 1;
-                    let _ = writeln!(stderr, "{at} ?: not valid YAML: {e}: fix the document");
+                    let what = if e.contains("duplicate entry") {
+                        "remove the repetition (kubectl would silently keep the last one)"
+                    } else {
+                        "fix the document"
+                    };
+                    let _ = writeln!(stderr, "{at} ?: not valid YAML: {e}: {what}");
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! What differs between External Secrets Operator manifests and arnsync's: which kinds carry
 //! over, the rewrites of ESO's older API versions, and plain-language explanations of the
 //! common things that cannot carry over. What arnsync refuses is not listed here: the CRD
-//! schema and `sync::validate` decide that.
+//! schema, its rules and the operator's checks decide that.
 
 use serde_json::Value as Json;
 use serde_yaml::{Mapping, Value};
@@ -15,6 +15,7 @@ pub enum Kind {
     SecretStore,
     ClusterSecretStore,
     ExternalSecret,
+    ClusterExternalSecret,
 }
 
 /// What to do with one document.
@@ -49,6 +50,7 @@ pub fn classify(api_version: &str, kind: &str) -> Class {
         "SecretStore" if group == ESO_GROUP => Some(Kind::SecretStore),
         "ClusterSecretStore" if group == ESO_GROUP => Some(Kind::ClusterSecretStore),
         "ExternalSecret" if group == ESO_GROUP => Some(Kind::ExternalSecret),
+        "ClusterExternalSecret" if group == ESO_GROUP => Some(Kind::ClusterExternalSecret),
         _ => None,
     };
     match (known, kind) {
@@ -65,14 +67,10 @@ pub fn classify(api_version: &str, kind: &str) -> Class {
              Secrets Operator, or write the value to AWS another way (Terraform, the AWS CLI)"
                 .into(),
         ),
-        (None, "ClusterExternalSecret") => Class::Refuse(
-            "arnsync has no ClusterExternalSecret: write one ExternalSecret per namespace from \
-             spec.externalSecretSpec"
-                .into(),
-        ),
         (None, _) => Class::Refuse(format!(
             "arnsync has no counterpart of {api_version} {kind} (it has SecretStore, \
-             ClusterSecretStore and ExternalSecret): keep it on External Secrets Operator"
+             ClusterSecretStore, ExternalSecret and ClusterExternalSecret): keep it on External \
+             Secrets Operator"
         )),
     }
 }
@@ -99,11 +97,18 @@ pub fn rewrite(kind: Kind, version: &str, doc: &mut Mapping) -> Vec<Problem> {
         forget_eso(meta);
     }
     let mut problems = Vec::new();
-    if kind == Kind::ExternalSecret && version == "v1alpha1" {
-        if let Some(Value::Mapping(spec)) = doc.get_mut("spec") {
-            data_from_v1alpha1(spec);
-            problems.extend(template_v1alpha1(spec));
-        }
+    let (spec, at) = match kind {
+        Kind::ExternalSecret => (doc.get_mut("spec"), "spec"),
+        Kind::ClusterExternalSecret => (
+            doc.get_mut("spec")
+                .and_then(|s| s.get_mut("externalSecretSpec")),
+            "spec.externalSecretSpec",
+        ),
+        Kind::SecretStore | Kind::ClusterSecretStore => (None, ""),
+    };
+    if let (Some(Value::Mapping(spec)), "v1alpha1") = (spec, version) {
+        data_from_v1alpha1(spec);
+        problems.extend(template_v1alpha1(spec, at));
     }
     problems
 }
@@ -158,7 +163,7 @@ fn data_from_v1alpha1(spec: &mut Mapping) {
 /// A v1alpha1 template without `engineVersion` runs on ESO's template engine v1 (values are
 /// bytes, several functions have other names); arnsync has only v2. A template with nothing
 /// to render (only `type`, or labels without `{{`) means the same on both.
-fn template_v1alpha1(spec: &Mapping) -> Option<Problem> {
+fn template_v1alpha1(spec: &Mapping, at: &str) -> Option<Problem> {
     let template = spec.get("target")?.get("template")?;
     if template.get("engineVersion").is_some() {
         return None;
@@ -174,7 +179,7 @@ fn template_v1alpha1(spec: &Mapping) -> Option<Problem> {
         .is_some_and(|m| serde_yaml::to_string(m).is_ok_and(|s| s.contains("{{")));
     (renders("data") || renders("templateFrom") || templated_metadata).then(|| {
         Problem::at(
-            "spec.target.template.engineVersion",
+            format!("{at}.target.template.engineVersion"),
             "absent, so this v1alpha1 template runs on ESO's template engine v1, which arnsync \
              does not have (v2 differs: values are strings, not bytes; base64encode is b64enc, \
              fromJSON is fromJson, toString is mostly not needed): rewrite the template for v2 \
@@ -193,9 +198,11 @@ pub fn explain(doc: &Json, problems: Vec<Problem>) -> Vec<Problem> {
     let follows = |p: &Problem| {
         (other_provider && p.field == "spec.provider.aws")
             // ESO needs no secretStoreRef when generators produce everything.
-            || (!generators.is_empty() && p.field == "spec.secretStoreRef")
-            // The operator's refusal of the same sourceRef, said better below.
-            || generators.iter().any(|g| g.field == p.subject())
+            || (!generators.is_empty() && store_ref(&p.field))
+            // The cluster's and the operator's refusal of the same sourceRef, said better below.
+            || generators.iter().any(|g| {
+                g.field == p.subject() || g.field.strip_suffix(".sourceRef") == Some(&p.field)
+            })
     };
     let rest: Vec<Problem> = problems
         .into_iter()
@@ -214,12 +221,20 @@ fn friendly(mut p: Problem) -> Problem {
     } else if p.field == "spec.controller" {
         p.message =
             "arnsync has no controller classes (one arnsync serves every store): remove it".into();
-    } else if p.field == "spec.secretStoreRef" {
+    } else if store_ref(&p.field) {
         p.message = "missing: arnsync reads every value through spec.secretStoreRef \
                      (ESO's per-entry sourceRef is not supported): add secretStoreRef {name, kind}"
             .into();
     }
     p
+}
+
+/// `spec.secretStoreRef` of an ExternalSecret or of a ClusterExternalSecret's template.
+fn store_ref(field: &str) -> bool {
+    matches!(
+        field,
+        "spec.secretStoreRef" | "spec.externalSecretSpec.secretStoreRef"
+    )
 }
 
 /// `vault` for `spec.provider.vault`.
@@ -232,23 +247,26 @@ fn provider_name(field: &str) -> Option<&str> {
 /// A problem for every `data` and `dataFrom` entry that reads from an ESO generator.
 fn generators(doc: &Json) -> Vec<Problem> {
     let mut found = Vec::new();
-    for list in ["data", "dataFrom"] {
-        let entries = doc
-            .pointer(&format!("/spec/{list}"))
-            .and_then(Json::as_array);
-        for (i, entry) in entries.into_iter().flatten().enumerate() {
-            let Some(generator) = entry.pointer("/sourceRef/generatorRef") else {
-                continue;
-            };
-            let kind = generator.get("kind").and_then(Json::as_str).unwrap_or("?");
-            found.push(Problem::at(
-                format!("spec.{list}[{i}].sourceRef"),
-                format!(
-                    "reads from the External Secrets Operator generator {kind}; arnsync reads \
-                     only values stored in Secrets Manager and Parameter Store: keep this \
-                     ExternalSecret on External Secrets Operator"
-                ),
-            ));
+    for spec in ["spec", "spec.externalSecretSpec"] {
+        for list in ["data", "dataFrom"] {
+            let at = format!("{spec}.{list}");
+            let entries = doc
+                .pointer(&format!("/{}", at.replace('.', "/")))
+                .and_then(Json::as_array);
+            for (i, entry) in entries.into_iter().flatten().enumerate() {
+                let Some(generator) = entry.pointer("/sourceRef/generatorRef") else {
+                    continue;
+                };
+                let kind = generator.get("kind").and_then(Json::as_str).unwrap_or("?");
+                found.push(Problem::at(
+                    format!("{at}[{i}].sourceRef"),
+                    format!(
+                        "reads from the External Secrets Operator generator {kind}; arnsync \
+                         reads only values stored in Secrets Manager and Parameter Store: keep \
+                         this ExternalSecret on External Secrets Operator"
+                    ),
+                ));
+            }
         }
     }
     found

@@ -1,8 +1,9 @@
-//! Checks a document against the OpenAPI schema of an arnsync CRD, as the API server's
-//! structural validation would (types, required fields, enums, bounds), and also names every
-//! field the schema does not know, which the API server would silently prune.
-//! CEL rules (`x-kubernetes-validations`) are not evaluated here.
+//! Checks a document against the OpenAPI schema of an arnsync CRD as the API server would:
+//! the structure (types, required fields, enums, bounds), naming every field the schema does
+//! not know (which the API server would silently prune), then the CEL rules
+//! (`x-kubernetes-validations`), which refuse the ESO fields arnsync declares but does not do.
 
+use kube::core::cel::{ErrorKind, Validator};
 use serde_json::Value;
 use serde_yaml::{Mapping, Value as Yaml};
 
@@ -24,6 +25,44 @@ pub fn check(schema: &Value, doc: &Mapping) -> Vec<Problem> {
     }
     required(schema, doc, "", &mut out);
     out
+}
+
+/// The CEL rules `doc` breaks. A rule that cannot be evaluated (it meets a field of the wrong
+/// type, or one that is missing) counts only when the structure is right (`structural`).
+pub fn rules(schema: &Value, doc: &Value, structural: bool) -> Vec<Problem> {
+    let Err(errors) = Validator::new().validate(schema, doc, None) else {
+        return Vec::new();
+    };
+    errors
+        .into_vec()
+        .into_iter()
+        .filter(|e| structural || e.kind == ErrorKind::ValidationFailure)
+        .map(|e| anchored(&e.field_path, &e.message))
+        .collect()
+}
+
+/// A rule's message often starts with the path it is about, relative to where the rule sits
+/// (`provider.aws.sessionTagsPolicy ...` for a rule on `spec`): then the message, completed
+/// to the full path, says it all.
+fn anchored(field: &str, message: &str) -> Problem {
+    let lead = message.split([' ', ':']).next().unwrap_or_default();
+    let segments: Vec<&str> = field.split('.').collect();
+    for start in 0..segments.len() {
+        let tail = segments[start..].join(".");
+        let continues = lead
+            .strip_prefix(tail.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']));
+        if continues {
+            let head = segments[..start].join(".");
+            let full = if head.is_empty() {
+                message.to_string()
+            } else {
+                format!("{head}.{message}")
+            };
+            return Problem::whole(full);
+        }
+    }
+    Problem::at(field, message)
 }
 
 fn walk(schema: &Value, doc: &Yaml, path: &str, out: &mut Vec<Problem>) {
