@@ -35,6 +35,40 @@ enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML (for kubectl apply or the Helm chart).
     Crds,
+    /// Convert External Secrets Operator manifests into arnsync manifests.
+    #[command(long_about = CONVERT_ABOUT)]
+    Convert(ConvertArgs),
+}
+
+const CONVERT_ABOUT: &str = "\
+Convert External Secrets Operator manifests into arnsync manifests.
+
+SecretStore, ClusterSecretStore, ExternalSecret and ClusterExternalSecret of \
+external-secrets.io/v1, v1beta1 and v1alpha1 become arnsync.io/v1alpha1 (v1alpha1 shapes are \
+rewritten, ESO's status and server-set metadata are dropped). Each is then checked as the \
+cluster and the operator would check it: arnsync's CRD schema and its rules, then the \
+operator's own checks. A document that cannot be carried over (another provider, a generator, \
+a PushSecret, a field arnsync does not have, ...) is left out of the output, and stderr gets \
+one line per problem: FILE#INDEX KIND NAMESPACE/NAME: FIELD: what and what to do.
+
+Documents of any other kind (ConfigMap, Namespace, ...) and documents already in arnsync.io \
+pass through unchanged. Documents that are unchanged, or changed only in their apiVersion \
+line, keep their comments.
+
+Exit codes: 0 every document converted or passed through; 1 some document was left out; \
+2 usage, I/O or YAML syntax error (nothing written).";
+
+#[derive(Parser)]
+struct ConvertArgs {
+    /// Files, or folders to search for *.yaml and *.yml files (recursively); none or `-`:
+    /// standard input.
+    paths: Vec<std::path::PathBuf>,
+    /// Write the converted documents to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE", conflicts_with = "check")]
+    output: Option<std::path::PathBuf>,
+    /// Write nothing: only report, and exit 1 when some document would not convert (for CI).
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Parser)]
@@ -108,6 +142,20 @@ fn main() -> anyhow::Result<()> {
         Command::Crds => {
             print!("{}", arnsync::api::crds_yaml());
             Ok(())
+        }
+        Command::Convert(args) => {
+            let options = arnsync::convert::Options {
+                paths: args.paths,
+                output: args.output,
+                check: args.check,
+            };
+            let code = arnsync::convert::run(
+                &options,
+                &mut std::io::stdin().lock(),
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            std::process::exit(code.into());
         }
         Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

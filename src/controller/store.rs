@@ -150,6 +150,13 @@ async fn resolve<K: ResourceExt>(
     })
 }
 
+/// The checks a store's spec gets before its first AWS call, without reading anything from the
+/// cluster (for `arnsync convert`). Messages start with `display`.
+pub fn check_spec(display: &str, settings: &AwsSettings) -> Result<(), SyncError> {
+    check_provider(display, settings)?;
+    retry_of(display, settings.retry.as_ref()).map(drop)
+}
+
 /// What the CRD's rules refuse, again for clusters that do not enforce them, and roles that are
 /// not ARNs (STS takes only ARNs; ESO's documentation shows short names, which AWS refuses).
 fn check_provider(display: &str, settings: &AwsSettings) -> Result<(), SyncError> {
