@@ -255,7 +255,8 @@ impl Env {
     }
 
     pub fn endpoints(&self) -> serde_json::Value {
-        json!({"secretsManager": self.proxy.url(), "ssm": self.proxy.url(), "sts": self.proxy.url()})
+        json!({"secretsManager": self.proxy.url(), "ssm": self.proxy.url(), "sts": self.proxy.url(),
+               "sqs": self.proxy.url()})
     }
 
     pub async fn secret(&self, ns: &str, name: &str) -> Option<Secret> {
@@ -440,6 +441,11 @@ impl Env {
     }
 
     /// Secrets Manager and Parameter Store clients that reach moto directly in `region`.
+    /// SDK config for moto directly (not through the proxy), in us-east-1.
+    pub fn moto_config(&self) -> aws_config::SdkConfig {
+        aws_config(&self._moto.url(), "us-east-1")
+    }
+
     pub fn aws_in(&self, region: &str) -> (aws_sdk_secretsmanager::Client, aws_sdk_ssm::Client) {
         let config = aws_config(&self._moto.url(), region);
         (

@@ -3,6 +3,7 @@
 
 mod cluster_external_secret;
 mod eso_manifests;
+mod events;
 mod examples;
 mod failures;
 mod harness;

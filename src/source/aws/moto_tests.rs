@@ -62,6 +62,7 @@ impl Moto {
                 secrets_manager: Some(self.url.clone()),
                 ssm: Some(self.url.clone()),
                 sts: Some(self.url.clone()),
+                sqs: Some(self.url.clone()),
             },
             static_keys: Some(StaticKeys {
                 access_key_id: "AKIAARNSYNCTEST".into(),

@@ -1,0 +1,181 @@
+//! Rotation by event: EventBridge routes Secrets Manager's `Secret Label Updated` to an SQS
+//! queue a store names; the operator re-reads the exact version and writes the Secret within
+//! seconds while polling runs only at its safety interval, and an idle queue costs no Secrets
+//! Manager or Parameter Store call.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
+use kube::api::Api;
+use serde_json::json;
+
+use crate::harness::Env;
+use arnsync::api::SecretStore;
+
+const ACCOUNT: &str = "123456789012";
+
+/// A queue fed by an EventBridge rule for `Secret Label Updated`, as the README sets it up.
+async fn routed_queue(env: &Env, name: &str) -> String {
+    let config = env.moto_config();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let pattern =
+        json!({"source": ["aws.secretsmanager"], "detail-type": ["Secret Label Updated"]});
+    events
+        .put_rule()
+        .name("secrets")
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("secrets")
+        .targets(
+            Target::builder()
+                .id("queue")
+                .arn(format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    url
+}
+
+/// What Secrets Manager puts on the bus when AWSCURRENT moves.
+async fn label_updated(env: &Env, name: &str, version: &str) {
+    let events = aws_sdk_eventbridge::Client::new(&env.moto_config());
+    let out = events
+        .put_events()
+        .entries(
+            PutEventsRequestEntry::builder()
+                .source("aws.secretsmanager")
+                .detail_type("Secret Label Updated")
+                .resources(format!(
+                    "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{name}-AbC123"
+                ))
+                .detail(
+                    json!({"name": name, "labelUpdated": "AWSCURRENT", "versionId": version})
+                        .to_string(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.failed_entry_count, 0);
+}
+
+fn calls(env: &Env, service: &str) -> u64 {
+    env.proxy
+        .counts()
+        .iter()
+        .filter(|((s, _), _)| s == service)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_arrives_by_event_with_polling_at_its_safety_interval() {
+    let mut env = Env::start_without_operator().await;
+    // Polling is effectively off: a full check on start (and when the queue turns healthy),
+    // then every hour.
+    env.start_operator_with(&[
+        "--rotation-check-interval",
+        "1h",
+        "--event-safety-interval",
+        "1h",
+    ]);
+    env.namespace("app", json!({})).await;
+    let queue = routed_queue(&env, "arnsync-events").await;
+    env.put_secret("prod/db", "pw-Echo-1").await;
+    let mut spec = env.store_spec("SecretsManager", json!({}));
+    spec["arnsync"]["eventQueue"] = json!(queue);
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+        "metadata": {"name": "aws", "namespace": "app"}, "spec": spec
+    }))
+    .await;
+    env.apply(json!({
+        "apiVersion": "arnsync.io/v1alpha1", "kind": "ExternalSecret",
+        "metadata": {"name": "db", "namespace": "app"},
+        "spec": {"secretStoreRef": {"name": "aws"}, "refreshInterval": "1h",
+                 "data": [{"secretKey": "password", "remoteRef": {"key": "prod/db"}}]}
+    }))
+    .await;
+    env.secret_value("app", "db", "password", b"pw-Echo-1")
+        .await;
+    let stores: Api<SecretStore> = Api::namespaced(env.client.clone(), "app");
+    env.eventually("EventsReady True", Duration::from_secs(40), || async {
+        let store = stores.get("aws").await.ok()?;
+        let c = store
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "EventsReady")?;
+        (c.status == arnsync::api::ConditionStatus::True).then_some(())
+    })
+    .await;
+
+    // Idle: over a fixed window, only ReceiveMessage long polls.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (sm, ssm) = (calls(&env, "secretsmanager"), calls(&env, "ssm"));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        calls(&env, "secretsmanager"),
+        sm,
+        "{:?}",
+        env.proxy.counts()
+    );
+    assert_eq!(calls(&env, "ssm"), ssm, "{:?}", env.proxy.counts());
+    assert!(env.proxy.count("sqs", "ReceiveMessage") >= 1);
+
+    // A rotation, announced by its event: one strongly consistent read and one value read.
+    let describe = env.proxy.count("secretsmanager", "DescribeSecret");
+    let get = env.proxy.count("secretsmanager", "GetSecretValue");
+    let lists = env.proxy.count("secretsmanager", "ListSecrets");
+    let version = env
+        .sm
+        .put_secret_value()
+        .secret_id("prod/db")
+        .secret_string("pw-Foxtrot-2")
+        .send()
+        .await
+        .unwrap()
+        .version_id
+        .unwrap();
+    label_updated(&env, "prod/db", &version).await;
+    let sent = Instant::now();
+    env.secret_value("app", "db", "password", b"pw-Foxtrot-2")
+        .await;
+    println!("event to Secret: {:?}", sent.elapsed());
+    assert_eq!(
+        env.proxy.count("secretsmanager", "DescribeSecret") - describe,
+        1
+    );
+    assert_eq!(env.proxy.count("secretsmanager", "GetSecretValue") - get, 1);
+    assert_eq!(
+        env.proxy.count("secretsmanager", "ListSecrets"),
+        lists,
+        "no polling"
+    );
+
+    // A duplicate of the same event changes nothing and costs one confirming read.
+    label_updated(&env, "prod/db", &version).await;
+    env.eventually("the duplicate handled", Duration::from_secs(30), || async {
+        (env.proxy.count("secretsmanager", "DescribeSecret") - describe == 2).then_some(())
+    })
+    .await;
+    assert_eq!(env.proxy.count("secretsmanager", "GetSecretValue") - get, 1);
+    env.assert_no_leaks(&["pw-Echo-1", "pw-Foxtrot-2"]).await;
+}
