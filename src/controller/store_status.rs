@@ -70,7 +70,7 @@ where
 const RECHECK: Duration = Duration::from_secs(600);
 
 /// How often the `EventsReady` condition is brought up to date.
-const EVENTS_RECHECK: Duration = Duration::from_secs(60);
+const EVENTS_RECHECK: Duration = Duration::from_secs(15);
 const EVENTS_RETRY: Duration = Duration::from_secs(5);
 
 /// `EventsReady` for a store with `spec.arnsync.eventQueue`: whether its consumer reads the
@@ -246,7 +246,7 @@ where
             let healthy = condition.status == ConditionStatus::True;
             set_condition(&mut status.conditions, condition);
             // The condition follows the consumer's health: look again soon while it is not
-            // healthy, and at least every minute.
+            // healthy, and at least every 15 seconds.
             let soon = if healthy {
                 EVENTS_RECHECK
             } else {

@@ -250,6 +250,11 @@ impl Poller {
             if !due {
                 p.check_due().await;
             } else if p.tracker.tracked_count() > 0 {
+                tracing::debug!(
+                    interval_ms = interval.as_millis() as u64,
+                    events = p.events_healthy(),
+                    "full version check"
+                );
                 p.check().await;
                 last_full = Some(Instant::now());
             } else {
@@ -290,7 +295,12 @@ impl Poller {
                 if touched && moved == 0 {
                     for w in &watches {
                         if let Some(m) = self.tracker.touch(w) {
+                            // The subscribers read at the known version: forget it too, so
+                            // that they ask AWS and find out.
                             self.source.invalidate(w);
+                            if let Some(exact) = w.pinned(&m.to) {
+                                self.source.invalidate(&exact);
+                            }
                             self.tracker.wake(m);
                         }
                     }

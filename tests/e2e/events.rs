@@ -179,3 +179,241 @@ async fn a_rotation_arrives_by_event_with_polling_at_its_safety_interval() {
     assert_eq!(env.proxy.count("secretsmanager", "GetSecretValue") - get, 1);
     env.assert_no_leaks(&["pw-Echo-1", "pw-Foxtrot-2"]).await;
 }
+
+/// A rule for `detail-type`/`source` (and `detail`) with the queue as its target.
+async fn rule(env: &Env, name: &str, queue: &str, pattern: serde_json::Value) {
+    let events = aws_sdk_eventbridge::Client::new(&env.moto_config());
+    events
+        .put_rule()
+        .name(name)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(name)
+        .targets(
+            Target::builder()
+                .id("queue")
+                .arn(format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{queue}"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn put_event(env: &Env, source: &str, detail_type: &str, detail: serde_json::Value) {
+    let events = aws_sdk_eventbridge::Client::new(&env.moto_config());
+    let out = events
+        .put_events()
+        .entries(
+            PutEventsRequestEntry::builder()
+                .source(source)
+                .detail_type(detail_type)
+                .detail(detail.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.failed_entry_count, 0);
+}
+
+async fn events_ready(env: &Env, store: &str, want: &str) -> String {
+    let stores: Api<SecretStore> = Api::namespaced(env.client.clone(), "app");
+    env.eventually(
+        &format!("EventsReady {want}"),
+        Duration::from_secs(60),
+        || async {
+            let c = stores
+                .get(store)
+                .await
+                .ok()?
+                .status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "EventsReady")?;
+            (format!("{:?}", c.status) == want).then_some(c.message)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_reads_stay_queued_parameters_and_deletes_arrive_and_a_lost_queue_falls_back_to_polling(
+) {
+    let mut env = Env::start_without_operator().await;
+    env.start_operator_with(&[
+        "--rotation-check-interval",
+        "1s",
+        "--event-safety-interval",
+        "1h",
+    ]);
+    env.namespace("app", json!({})).await;
+    let sqs = aws_sdk_sqs::Client::new(&env.moto_config());
+    let queue = sqs
+        .create_queue()
+        .queue_name("events")
+        // A message whose re-read failed is back after two seconds.
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "2",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    rule(
+        &env,
+        "labels",
+        "events",
+        json!({"source": ["aws.secretsmanager"], "detail-type": ["Secret Label Updated"]}),
+    )
+    .await;
+    rule(
+        &env,
+        "parameters",
+        "events",
+        json!({"source": ["aws.ssm"], "detail-type": ["Parameter Store Change"]}),
+    )
+    .await;
+    rule(
+        &env,
+        "deletes",
+        "events",
+        json!({"source": ["aws.secretsmanager"], "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventName": ["DeleteSecret", "RestoreSecret"]}}),
+    )
+    .await;
+    for (name, service) in [("aws", "SecretsManager"), ("aws-ssm", "ParameterStore")] {
+        let mut spec = env.store_spec(service, json!({}));
+        spec["arnsync"]["eventQueue"] = json!(queue);
+        env.apply(json!({
+            "apiVersion": "arnsync.io/v1alpha1", "kind": "SecretStore",
+            "metadata": {"name": name, "namespace": "app"}, "spec": spec
+        }))
+        .await;
+    }
+    env.put_secret("prod/db", "pw-Golf-1").await;
+    env.put_secret("prod/other", "other-Hotel-1").await;
+    env.put_param("/prod/flag", "flag-India-1", "String").await;
+    env.ssm
+        .label_parameter_version()
+        .name("/prod/flag")
+        .parameter_version(1)
+        .labels("stable")
+        .send()
+        .await
+        .unwrap();
+    let es = |name: &str, store: &str, key: &str, version: Option<&str>| {
+        let mut remote = json!({"key": key});
+        if let Some(v) = version {
+            remote["version"] = json!(v);
+        }
+        json!({
+            "apiVersion": "arnsync.io/v1alpha1", "kind": "ExternalSecret",
+            "metadata": {"name": name, "namespace": "app"},
+            "spec": {"secretStoreRef": {"name": store}, "refreshInterval": "1h",
+                     "target": {"deletionPolicy": "Delete"},
+                     "data": [{"secretKey": "value", "remoteRef": remote}]}
+        })
+    };
+    env.apply(es("db", "aws", "prod/db", None)).await;
+    env.apply(es("other", "aws", "prod/other", None)).await;
+    env.apply(es("flag", "aws-ssm", "/prod/flag", Some("stable")))
+        .await;
+    env.secret_value("app", "db", "value", b"pw-Golf-1").await;
+    env.secret_value("app", "flag", "value", b"flag-India-1")
+        .await;
+    events_ready(&env, "aws", "True").await;
+
+    // The confirming read fails (AccessDenied is not retried): the message stays, comes back
+    // after the visibility timeout, and then lands (polling is at its one-hour safety interval).
+    env.proxy.inject(
+        aws_fault_proxy::Fault::on(
+            "secretsmanager",
+            "DescribeSecret",
+            aws_fault_proxy::FaultKind::AccessDenied,
+        )
+        .times(1),
+    );
+    let version = env
+        .sm
+        .put_secret_value()
+        .secret_id("prod/db")
+        .secret_string("pw-Golf-2")
+        .send()
+        .await
+        .unwrap()
+        .version_id
+        .unwrap();
+    label_updated(&env, "prod/db", &version).await;
+    env.secret_value("app", "db", "value", b"pw-Golf-2").await;
+    assert_eq!(env.proxy.faulted("secretsmanager", "DescribeSecret"), 1);
+
+    // A parameter label moved (LabelParameterVersion), announced by Parameter Store's event.
+    env.ssm
+        .put_parameter()
+        .name("/prod/flag")
+        .value("flag-India-2")
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    env.ssm
+        .label_parameter_version()
+        .name("/prod/flag")
+        .parameter_version(2)
+        .labels("stable")
+        .send()
+        .await
+        .unwrap();
+    put_event(
+        &env,
+        "aws.ssm",
+        "Parameter Store Change",
+        json!({"operation": "LabelParameterVersion", "name": "/prod/flag", "type": "String"}),
+    )
+    .await;
+    env.secret_value("app", "flag", "value", b"flag-India-2")
+        .await;
+
+    // A deletion arrives through CloudTrail: deletionPolicy Delete removes the Secret.
+    env.sm
+        .delete_secret()
+        .secret_id("prod/db")
+        .send()
+        .await
+        .unwrap();
+    put_event(&env, "aws.secretsmanager", "AWS API Call via CloudTrail", json!({
+        "eventSource": "secretsmanager.amazonaws.com", "eventName": "DeleteSecret",
+        "awsRegion": "us-east-1",
+        "requestParameters": {"secretId": "prod/db"},
+        "responseElements": {"arn": format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-AbC123")}
+    })).await;
+    env.eventually("the Secret deleted", Duration::from_secs(30), || async {
+        env.secret("app", "db").await.is_none().then_some(())
+    })
+    .await;
+
+    // The queue is gone: EventsReady goes False with the SQS error, and polling is back at
+    // rotationCheckInterval, so a rotation without any event still lands.
+    sqs.delete_queue().queue_url(&queue).send().await.unwrap();
+    let message = events_ready(&env, "aws", "False").await;
+    assert!(message.contains("events"), "{message}");
+    env.sm
+        .put_secret_value()
+        .secret_id("prod/other")
+        .secret_string("other-Hotel-2")
+        .send()
+        .await
+        .unwrap();
+    env.secret_value("app", "other", "value", b"other-Hotel-2")
+        .await;
+    env.assert_no_leaks(&["pw-Golf-1", "pw-Golf-2", "flag-India-2", "other-Hotel-2"])
+        .await;
+}

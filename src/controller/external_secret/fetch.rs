@@ -66,9 +66,13 @@ async fn get(source: &dyn Source, r: &RemoteRef, pins: &Pins<'_>) -> Result<Read
     }
 }
 
+/// A secret that no longer exists, or is scheduled for deletion (Secrets Manager says so in two
+/// ways: "...because it was marked for deletion" and "...a secret that's currently marked
+/// deleted").
 fn is_gone(e: &SourceError) -> bool {
     e.kind == ErrorKind::NotFound
-        || (e.kind == ErrorKind::InvalidRequest && e.message.contains("marked for deletion"))
+        || (e.kind == ErrorKind::InvalidRequest
+            && (e.message.contains("marked for deletion") || e.message.contains("marked deleted")))
 }
 
 /// The read a remote reference asks for, with `version` as ESO spells it: for Secrets Manager a

@@ -67,6 +67,9 @@ pub struct EventConsumer {
     options: ConsumerOptions,
     stats: Arc<EventStats>,
     health: watch::Sender<Health>,
+    /// The next receive does not wait: on start and after an error, so that the health is
+    /// known at once rather than after a whole long poll.
+    short_next: std::sync::atomic::AtomicBool,
 }
 
 impl EventConsumer {
@@ -87,6 +90,7 @@ impl EventConsumer {
             options,
             stats: Arc::default(),
             health: watch::channel(Health::Starting).0,
+            short_next: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -140,6 +144,8 @@ impl EventConsumer {
                     self.set_health(health);
                 }
                 Err(e) => {
+                    self.short_next
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     errors_in_row = errors_in_row.saturating_add(1);
                     let pause = self.backoff(errors_in_row);
                     tracing::warn!(queue = %self.queue, error = %e, retry_in = ?pause, "event queue error");
@@ -221,7 +227,14 @@ impl EventConsumer {
             .url()
             .await
             .inspect_err(|_| self.stats.add(&self.stats.errors, 1))?;
-        let wait = self.options.wait.as_secs().min(20) as i32;
+        let short = self
+            .short_next
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        let wait = if short {
+            0
+        } else {
+            self.options.wait.as_secs().min(20) as i32
+        };
         // The call waits up to `wait` by design: its timeouts must be longer than that.
         let attempt = Duration::from_secs(wait as u64 + 10);
         let timeouts = TimeoutConfig::builder()
