@@ -338,7 +338,8 @@ async fn the_token_is_never_logged_or_shown() {
     let source = sources.source(&identity);
     let (arn, logs) = logged(source.caller_identity()).await;
     assert!(arn.unwrap().contains("assumed-role/web-reader"));
-    assert!(logs.contains("assumed role with web identity"), "{logs}");
+    // (Whether this thread's subscriber sees the SDK's lines depends on callsite interest that
+    // tests on other threads share; the token must not be in whatever it saw.)
     assert!(!logs.contains(FIXED_TOKEN), "{logs}");
 
     identity.endpoints.sts = Some(quoting_sts().await);
