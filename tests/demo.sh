@@ -110,6 +110,9 @@ import boto3
 url, op, args = sys.argv[1], sys.argv[2], sys.argv[3:]
 sm = boto3.client("secretsmanager", endpoint_url=url)
 ssm = boto3.client("ssm", endpoint_url=url)
+sqs = boto3.client("sqs", endpoint_url=url)
+events = boto3.client("events", endpoint_url=url)
+ACCOUNT = "123456789012"
 
 def current_version(name):
     stages = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
@@ -125,12 +128,32 @@ if op == "seed":
     print(f"Secrets Manager  demo/db  AWSCURRENT={current_version('demo/db')}")
     for p in ssm.get_parameters_by_path(Path="/demo/app/", Recursive=True)["Parameters"]:
         print(f"Parameter Store  {p['Name']}  version {p['Version']}")
+    # The event queue of the README's set-up: an EventBridge rule for Secrets Manager's
+    # "Secret Label Updated" with an SQS queue as its target.
+    queue = sqs.create_queue(QueueName="arnsync-events")["QueueUrl"]
+    events.put_rule(Name="arnsync-secret-labels", EventPattern=json.dumps(
+        {"source": ["aws.secretsmanager"], "detail-type": ["Secret Label Updated"]}))
+    events.put_targets(Rule="arnsync-secret-labels", Targets=[
+        {"Id": "queue", "Arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:arnsync-events"}])
+    print(f"SQS queue {queue}, fed by EventBridge rule arnsync-secret-labels")
+    with open(args[0], "w") as f:
+        f.write(queue)
 elif op == "rotate":
     before = current_version("demo/db")
     value = json.loads(sm.get_secret_value(SecretId="demo/db", VersionStage="AWSCURRENT")["SecretString"])
     value["password"] = args[0]
-    sm.put_secret_value(SecretId="demo/db", SecretString=json.dumps(value))
+    out = sm.put_secret_value(SecretId="demo/db", SecretString=json.dumps(value))
     print(f"PutSecretValue demo/db: AWSCURRENT {before} -> {current_version('demo/db')}")
+    # What Secrets Manager puts on the bus when AWSCURRENT moves (moto emits no events itself).
+    import time
+    arn = sm.describe_secret(SecretId="demo/db")["ARN"]
+    events.put_events(Entries=[{
+        "Source": "aws.secretsmanager", "DetailType": "Secret Label Updated", "Resources": [arn],
+        "Detail": json.dumps({"name": "demo/db", "labelUpdated": "AWSCURRENT",
+                              "versionId": out["VersionId"]})}])
+    with open(args[1], "w") as f:
+        f.write(str(time.time_ns()))
+    print("put_events: Secret Label Updated demo/db")
 else:
     sys.exit(f"unknown op {op}")
 PY
@@ -190,7 +213,7 @@ echo "Kubernetes API $KUBE_URL (kubeconfig in $WORK)"
 k apply --server-side -f crds/arnsync.io.yaml
 k wait --for=condition=Established --timeout="${TIMEOUT}s" -f crds/arnsync.io.yaml
 
-step "start arnsync run (rotation checks every 1s, restart debounce 1s)"
+step "start arnsync run (rotation checks every 1s without events, restart debounce 1s)"
 METRICS_URL="http://127.0.0.1:$(free_port)"
 spawn arnsync env KUBECONFIG="$WORK/kubeconfig" \
   AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1 \
@@ -200,20 +223,25 @@ spawn arnsync env KUBECONFIG="$WORK/kubeconfig" \
 wait_for "$TIMEOUT" "operator ready on $METRICS_URL/readyz" ready "$METRICS_URL"
 echo "operator ready; metrics on $METRICS_URL/metrics"
 
-step "seed AWS: Secrets Manager demo/db, Parameter Store /demo/app/*"
-aws seed
+step "seed AWS: Secrets Manager demo/db, Parameter Store /demo/app/*, an EventBridge rule to an SQS queue"
+aws seed "$WORK/queue_url"
 
 step "apply deploy/examples/: namespace, SecretStore (pointed at the local emulator), ExternalSecrets"
 # The examples are written for real AWS; only the store's endpoints are added here, before the
 # store is created, so no call ever leaves this machine.
 k apply --server-side -f deploy/examples/00-namespace.yaml
-"$PY" - "$PROXY_URL" deploy/examples/10-secretstore.yaml <<'PYEOF' | k apply --server-side -f -
+# The stores also get the event queue (spec.arnsync.eventQueue): rotations then arrive by event,
+# and polling slows to its safety interval (--event-safety-interval, 10 minutes).
+"$PY" - "$PROXY_URL" deploy/examples/10-secretstore.yaml "$(cat "$WORK/queue_url")" <<'PYEOF' | k apply --server-side -f -
 import json, sys
-url, path = sys.argv[1], sys.argv[2]
+url, path, queue = sys.argv[1], sys.argv[2], sys.argv[3]
 import yaml
 docs = [d for d in yaml.safe_load_all(open(path)) if d]
 for doc in docs:
-    doc["spec"]["arnsync"] = {"endpoints": {"secretsManager": url, "ssm": url, "sts": url}}
+    doc["spec"]["arnsync"] = {
+        "endpoints": {"secretsManager": url, "ssm": url, "sts": url, "sqs": url},
+        "eventQueue": queue,
+    }
 print("\n---\n".join(json.dumps(d) for d in docs))
 PYEOF
 k apply --server-side -f deploy/examples/20-externalsecret-db.yaml \
@@ -250,12 +278,20 @@ echo "deployment arnsync.io/secret-versions: $(k get deployment demo-app -n "$NS
   -o 'jsonpath={.metadata.annotations.arnsync\.io/secret-versions}') (recorded on first sighting)"
 echo "pod-template arnsync.io/secret-versions: ${BEFORE:-<none: the first sighting does not roll>}"
 
-step "rotate demo/db in AWS (PutSecretValue: AWSCURRENT moves)"
-aws rotate demo-password-2
+events_ready() {
+  [[ "$(k get secretstore aws -n "$NS" -o 'jsonpath={.status.conditions[?(@.type=="EventsReady")].status}')" == True ]]
+}
+wait_for "$TIMEOUT" "SecretStore aws reading its event queue (EventsReady)" events_ready
+echo "SecretStore aws: EventsReady=True ($(k get secretstore aws -n "$NS" -o 'jsonpath={.status.conditions[?(@.type=="EventsReady")].message}'))"
 
-step "wait for the Secret to follow the rotation"
+step "rotate demo/db in AWS (PutSecretValue: AWSCURRENT moves), and its event (put_events)"
+aws rotate demo-password-2 "$WORK/event_at"
+
+step "wait for the Secret to follow the rotation (by event: polling is at its safety interval)"
 wait_for "$TIMEOUT" "db-credentials password changing to the rotated value" password_is demo-password-2
+NOW_NS="$("$PY" -c 'import time; print(time.time_ns())')"
 echo "db-credentials password=$(secret_key db-credentials password)"
+echo "from the event to the Secret update: $(( (NOW_NS - $(cat "$WORK/event_at")) / 1000000 )) ms (kubectl polls every 0.2 s)"
 
 step "wait for one rollout of deployment demo-app"
 wait_for "$TIMEOUT" "pod-template annotation arnsync.io/secret-versions changing" fingerprint_moved "$BEFORE"

@@ -80,6 +80,9 @@ fn operation_label(name: &str) -> &'static str {
         "AssumeRoleWithWebIdentity" => "AssumeRoleWithWebIdentity",
         "GetCallerIdentity" => "GetCallerIdentity",
         "AssumeRole" => "AssumeRole",
+        "ReceiveMessage" => "ReceiveMessage",
+        "DeleteMessageBatch" => "DeleteMessageBatch",
+        "GetQueueUrl" => "GetQueueUrl",
         _ => "Other",
     }
 }
