@@ -326,6 +326,7 @@ async fn failed_reads_stay_queued_parameters_and_deletes_arrive_and_a_lost_queue
     env.apply(es("other", "aws", "prod/other", None)).await;
     env.apply(es("flag", "aws-ssm", "/prod/flag", Some("stable")))
         .await;
+    env.apply(es("latest", "aws-ssm", "/prod/flag", None)).await;
     env.secret_value("app", "db", "value", b"pw-Golf-1").await;
     env.secret_value("app", "flag", "value", b"flag-India-1")
         .await;
@@ -355,7 +356,8 @@ async fn failed_reads_stay_queued_parameters_and_deletes_arrive_and_a_lost_queue
     env.secret_value("app", "db", "value", b"pw-Golf-2").await;
     assert_eq!(env.proxy.faulted("secretsmanager", "DescribeSecret"), 1);
 
-    // A parameter label moved (LabelParameterVersion), announced by Parameter Store's event.
+    // A new parameter version (Update), then a label moved to it (LabelParameterVersion), each
+    // announced by Parameter Store's event: the latest follows the first, the label the second.
     env.ssm
         .put_parameter()
         .name("/prod/flag")
@@ -364,6 +366,20 @@ async fn failed_reads_stay_queued_parameters_and_deletes_arrive_and_a_lost_queue
         .send()
         .await
         .unwrap();
+    put_event(
+        &env,
+        "aws.ssm",
+        "Parameter Store Change",
+        json!({"operation": "Update", "name": "/prod/flag", "type": "String"}),
+    )
+    .await;
+    env.secret_value("app", "latest", "value", b"flag-India-2")
+        .await;
+    assert_eq!(
+        crate::harness::data_str(&env.secret("app", "flag").await.unwrap(), "value"),
+        "flag-India-1",
+        "the label has not moved yet"
+    );
     env.ssm
         .label_parameter_version()
         .name("/prod/flag")
