@@ -1,7 +1,9 @@
-//! The `arnsync.io/v1alpha1` API: `SecretStore`, `ClusterSecretStore` and `ExternalSecret`.
+//! The `arnsync.io/v1alpha1` API: `SecretStore`, `ClusterSecretStore`, `ExternalSecret` and
+//! `ClusterExternalSecret`.
 //!
-//! Field names and shapes follow External Secrets Operator where they are good, so that moving
-//! a manifest over is mostly a change of `apiVersion`. The CRD YAML in `crds/` is generated from
+//! Field names and shapes are External Secrets Operator's for everything arnsync does, so that
+//! an ESO manifest for AWS works with only `apiVersion` changed; what ESO has and arnsync does
+//! not is declared and refused by a rule that names it. The CRD YAML in `crds/` is generated from
 //! these types (`arnsync crds`) and a test fails when the committed copy drifts.
 
 mod cluster_external_secret;
