@@ -9,34 +9,18 @@
 //! cost, and the calls of an idle queue over 30 seconds.
 
 #[allow(dead_code)]
+#[path = "common.rs"]
+mod common;
+#[allow(dead_code)]
 #[path = "../tests/e2e/harness.rs"]
 mod harness;
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
 use serde_json::json;
 
+use common::{env_usize, print_counts};
 use harness::Env;
-
-const ACCOUNT: &str = "123456789012";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn print_counts(title: &str, counts: &std::collections::BTreeMap<(String, String), u64>) {
-    println!("  {title}:");
-    if counts.is_empty() {
-        println!("    none");
-    }
-    for ((service, op), n) in counts {
-        println!("    {service:>15} {op:<22} {n}");
-    }
-}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -53,7 +37,6 @@ async fn run() {
     let mut env = Env::start_without_operator().await;
     let config = env.moto_config();
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let events = aws_sdk_eventbridge::Client::new(&config);
     let queue = sqs
         .create_queue()
         .queue_name("bench-events")
@@ -62,29 +45,12 @@ async fn run() {
         .unwrap()
         .queue_url
         .unwrap();
-    events
-        .put_rule()
-        .name("labels")
-        .event_pattern(
-            json!({"source": ["aws.secretsmanager"], "detail-type": ["Secret Label Updated"]})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule("labels")
-        .targets(
-            Target::builder()
-                .id("queue")
-                .arn(format!("arn:aws:sqs:us-east-1:{ACCOUNT}:bench-events"))
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    env.event_rule(
+        "labels",
+        "bench-events",
+        json!({"source": ["aws.secretsmanager"], "detail-type": ["Secret Label Updated"]}),
+    )
+    .await;
     env.namespace("bench", json!({})).await;
     let mut spec = env.store_spec("SecretsManager", json!({}));
     spec["arnsync"]["eventQueue"] = json!(queue);
@@ -145,22 +111,7 @@ async fn run() {
             .version_id
             .unwrap();
         env.proxy.reset_counts();
-        let detail = json!({"name": format!("bench/s{key}"), "labelUpdated": "AWSCURRENT", "versionId": version});
-        events
-            .put_events()
-            .entries(
-                PutEventsRequestEntry::builder()
-                    .source("aws.secretsmanager")
-                    .detail_type("Secret Label Updated")
-                    .resources(format!(
-                        "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:bench/s{key}-AbC123"
-                    ))
-                    .detail(detail.to_string())
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        env.label_updated(&format!("bench/s{key}"), &version).await;
         let sent = Instant::now();
         for i in (key..n).step_by(k) {
             env.secret_value("bench", &format!("es{i:04}"), "value", value.as_bytes())

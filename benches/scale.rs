@@ -8,6 +8,9 @@
 //! operator's peak resident memory.
 
 #[allow(dead_code)]
+#[path = "common.rs"]
+mod common;
+#[allow(dead_code)]
 #[path = "../tests/e2e/harness.rs"]
 mod harness;
 
@@ -15,26 +18,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use common::{env_usize, print_counts};
 use harness::Env;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn print_counts(title: &str, counts: &std::collections::BTreeMap<(String, String), u64>) {
-    println!("  {title}:");
-    for ((service, op), n) in counts {
-        println!("    {service:>15} {op:<22} {n}");
-    }
 }
 
 fn main() {

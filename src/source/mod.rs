@@ -149,6 +149,8 @@ pub mod key;
 #[cfg(test)]
 mod memory;
 mod poller;
+#[cfg(test)]
+pub(crate) mod test_logs;
 pub mod token;
 mod tracker;
 pub mod versions;

@@ -5,20 +5,17 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
 use kube::api::Api;
 use serde_json::json;
 
 use crate::harness::Env;
 use arnsync::api::SecretStore;
 
-const ACCOUNT: &str = "123456789012";
+use crate::harness::MOTO_ACCOUNT as ACCOUNT;
 
 /// A queue fed by an EventBridge rule for `Secret Label Updated`, as the README sets it up.
 async fn routed_queue(env: &Env, name: &str) -> String {
-    let config = env.moto_config();
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let events = aws_sdk_eventbridge::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&env.moto_config());
     let url = sqs
         .create_queue()
         .queue_name(name)
@@ -29,51 +26,8 @@ async fn routed_queue(env: &Env, name: &str) -> String {
         .unwrap();
     let pattern =
         json!({"source": ["aws.secretsmanager"], "detail-type": ["Secret Label Updated"]});
-    events
-        .put_rule()
-        .name("secrets")
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule("secrets")
-        .targets(
-            Target::builder()
-                .id("queue")
-                .arn(format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"))
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    env.event_rule("secrets", name, pattern).await;
     url
-}
-
-/// What Secrets Manager puts on the bus when AWSCURRENT moves.
-async fn label_updated(env: &Env, name: &str, version: &str) {
-    let events = aws_sdk_eventbridge::Client::new(&env.moto_config());
-    let out = events
-        .put_events()
-        .entries(
-            PutEventsRequestEntry::builder()
-                .source("aws.secretsmanager")
-                .detail_type("Secret Label Updated")
-                .resources(format!(
-                    "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{name}-AbC123"
-                ))
-                .detail(
-                    json!({"name": name, "labelUpdated": "AWSCURRENT", "versionId": version})
-                        .to_string(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_entry_count, 0);
 }
 
 fn calls(env: &Env, service: &str) -> u64 {
@@ -154,7 +108,7 @@ async fn a_rotation_arrives_by_event_with_polling_at_its_safety_interval() {
         .unwrap()
         .version_id
         .unwrap();
-    label_updated(&env, "prod/db", &version).await;
+    env.label_updated("prod/db", &version).await;
     let sent = Instant::now();
     env.secret_value("app", "db", "password", b"pw-Foxtrot-2")
         .await;
@@ -171,55 +125,13 @@ async fn a_rotation_arrives_by_event_with_polling_at_its_safety_interval() {
     );
 
     // A duplicate of the same event changes nothing and costs one confirming read.
-    label_updated(&env, "prod/db", &version).await;
+    env.label_updated("prod/db", &version).await;
     env.eventually("the duplicate handled", Duration::from_secs(30), || async {
         (env.proxy.count("secretsmanager", "DescribeSecret") - describe == 2).then_some(())
     })
     .await;
     assert_eq!(env.proxy.count("secretsmanager", "GetSecretValue") - get, 1);
     env.assert_no_leaks(&["pw-Echo-1", "pw-Foxtrot-2"]).await;
-}
-
-/// A rule for `detail-type`/`source` (and `detail`) with the queue as its target.
-async fn rule(env: &Env, name: &str, queue: &str, pattern: serde_json::Value) {
-    let events = aws_sdk_eventbridge::Client::new(&env.moto_config());
-    events
-        .put_rule()
-        .name(name)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule(name)
-        .targets(
-            Target::builder()
-                .id("queue")
-                .arn(format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{queue}"))
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn put_event(env: &Env, source: &str, detail_type: &str, detail: serde_json::Value) {
-    let events = aws_sdk_eventbridge::Client::new(&env.moto_config());
-    let out = events
-        .put_events()
-        .entries(
-            PutEventsRequestEntry::builder()
-                .source(source)
-                .detail_type(detail_type)
-                .detail(detail.to_string())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.failed_entry_count, 0);
 }
 
 async fn events_ready(env: &Env, store: &str, want: &str) -> String {
@@ -267,22 +179,19 @@ async fn failed_reads_stay_queued_parameters_and_deletes_arrive_and_a_lost_queue
         .unwrap()
         .queue_url
         .unwrap();
-    rule(
-        &env,
+    env.event_rule(
         "labels",
         "events",
         json!({"source": ["aws.secretsmanager"], "detail-type": ["Secret Label Updated"]}),
     )
     .await;
-    rule(
-        &env,
+    env.event_rule(
         "parameters",
         "events",
         json!({"source": ["aws.ssm"], "detail-type": ["Parameter Store Change"]}),
     )
     .await;
-    rule(
-        &env,
+    env.event_rule(
         "deletes",
         "events",
         json!({"source": ["aws.secretsmanager"], "detail-type": ["AWS API Call via CloudTrail"],
@@ -352,7 +261,7 @@ async fn failed_reads_stay_queued_parameters_and_deletes_arrive_and_a_lost_queue
         .unwrap()
         .version_id
         .unwrap();
-    label_updated(&env, "prod/db", &version).await;
+    env.label_updated("prod/db", &version).await;
     env.secret_value("app", "db", "value", b"pw-Golf-2").await;
     assert_eq!(env.proxy.faulted("secretsmanager", "DescribeSecret"), 1);
 
@@ -366,10 +275,10 @@ async fn failed_reads_stay_queued_parameters_and_deletes_arrive_and_a_lost_queue
         .send()
         .await
         .unwrap();
-    put_event(
-        &env,
+    env.put_event(
         "aws.ssm",
         "Parameter Store Change",
+        None,
         json!({"operation": "Update", "name": "/prod/flag", "type": "String"}),
     )
     .await;
@@ -388,10 +297,10 @@ async fn failed_reads_stay_queued_parameters_and_deletes_arrive_and_a_lost_queue
         .send()
         .await
         .unwrap();
-    put_event(
-        &env,
+    env.put_event(
         "aws.ssm",
         "Parameter Store Change",
+        None,
         json!({"operation": "LabelParameterVersion", "name": "/prod/flag", "type": "String"}),
     )
     .await;
@@ -405,7 +314,7 @@ async fn failed_reads_stay_queued_parameters_and_deletes_arrive_and_a_lost_queue
         .send()
         .await
         .unwrap();
-    put_event(&env, "aws.secretsmanager", "AWS API Call via CloudTrail", json!({
+    env.put_event("aws.secretsmanager", "AWS API Call via CloudTrail", None, json!({
         "eventSource": "secretsmanager.amazonaws.com", "eventName": "DeleteSecret",
         "awsRegion": "us-east-1",
         "requestParameters": {"secretId": "prod/db"},

@@ -42,6 +42,9 @@ fn aws_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
         .build()
 }
 
+/// The account moto answers as.
+pub const MOTO_ACCOUNT: &str = "123456789012";
+
 impl Env {
     /// Starts everything and the operator.
     pub async fn start() -> Env {
@@ -441,6 +444,64 @@ impl Env {
     }
 
     /// Secrets Manager and Parameter Store clients that reach moto directly in `region`.
+    /// An EventBridge rule on the default bus with `pattern`, targeting the SQS queue `queue`
+    /// (in moto's account, us-east-1), as the README's event set-up has it.
+    pub async fn event_rule(&self, rule: &str, queue: &str, pattern: serde_json::Value) {
+        let events = aws_sdk_eventbridge::Client::new(&self.moto_config());
+        events
+            .put_rule()
+            .name(rule)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .unwrap();
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id("queue")
+            .arn(format!("arn:aws:sqs:us-east-1:{MOTO_ACCOUNT}:{queue}"))
+            .build()
+            .unwrap();
+        events
+            .put_targets()
+            .rule(rule)
+            .targets(target)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Puts one event on the default bus, as an AWS service would (moto's Secrets Manager and
+    /// Parameter Store emit none themselves).
+    pub async fn put_event(
+        &self,
+        source: &str,
+        detail_type: &str,
+        resource: Option<String>,
+        detail: serde_json::Value,
+    ) {
+        let events = aws_sdk_eventbridge::Client::new(&self.moto_config());
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source(source)
+            .detail_type(detail_type)
+            .set_resources(resource.map(|r| vec![r]))
+            .detail(detail.to_string())
+            .build();
+        let out = events.put_events().entries(entry).send().await.unwrap();
+        assert_eq!(out.failed_entry_count, 0);
+    }
+
+    /// What Secrets Manager puts on the bus when AWSCURRENT of secret `name` moves.
+    pub async fn label_updated(&self, name: &str, version: &str) {
+        self.put_event(
+            "aws.secretsmanager",
+            "Secret Label Updated",
+            Some(format!(
+                "arn:aws:secretsmanager:us-east-1:{MOTO_ACCOUNT}:secret:{name}-AbC123"
+            )),
+            json!({"name": name, "labelUpdated": "AWSCURRENT", "versionId": version}),
+        )
+        .await;
+    }
+
     /// SDK config for moto directly (not through the proxy), in us-east-1.
     pub fn moto_config(&self) -> aws_config::SdkConfig {
         aws_config(&self._moto.url(), "us-east-1")

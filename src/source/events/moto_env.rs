@@ -260,28 +260,3 @@ pub(super) async fn health_becomes(
     };
     reached.unwrap_or_else(|| panic!("health never became {what}; it is {:?}", *rx.borrow()))
 }
-
-/// Everything logged at debug level and above while `f` runs on this thread.
-pub(super) async fn logged<F: std::future::Future>(f: F) -> (F::Output, String) {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let out = f.await;
-    let text = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
-    (out, text)
-}

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use aws_fault_proxy::{Fault, FaultKind};
 
-use super::moto_env::{health_becomes, logged, quick, Env, FakeSink, ACCOUNT};
+use super::moto_env::{health_becomes, quick, Env, FakeSink, ACCOUNT};
 use super::*;
+use crate::source::test_logs::logged;
 
 #[tokio::test(flavor = "current_thread")]
 async fn routed_events_are_acknowledged_only_after_they_were_applied() {
