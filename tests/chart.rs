@@ -1109,6 +1109,58 @@ spec:
     k.server.shutdown().await;
 }
 
+/// ESO fields arnsync declares only to refuse them are refused by the API server at `kubectl
+/// apply`, naming them (not pruned, which would drop them silently); nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_refuses_declared_but_unsupported_eso_fields_by_name() {
+    let k = Kubectl::with_arnsync_crds().await;
+    let docs = [
+        (
+            "\
+apiVersion: arnsync.io/v1alpha1
+kind: ExternalSecret
+metadata: {name: windows, namespace: default}
+spec:
+  secretStoreRef: {name: aws}
+  syncWindows: {kind: Allow, windows: [{schedule: '* * * * *', duration: 1h}]}
+  target: {template: {metadata: {finalizers: [example.com/keep]}}}
+  data: [{secretKey: a, remoteRef: {key: k}}]
+",
+            &[
+                "spec.syncWindows is not supported",
+                "target.template.metadata.finalizers is not supported",
+            ][..],
+        ),
+        (
+            "\
+apiVersion: arnsync.io/v1alpha1
+kind: SecretStore
+metadata: {name: tags, namespace: default}
+spec:
+  provider:
+    aws: {service: SecretsManager, region: eu-west-1, sessionTagsPolicy: Custom, customSessionTags: {team: a}}
+",
+            &["sessionTagsPolicy and customSessionTags are not supported"][..],
+        ),
+    ];
+    for (i, (doc, expected)) in docs.iter().enumerate() {
+        let file = k.file(&format!("doc{i}.yaml"), doc);
+        let out = k
+            .run(&["apply", "--server-side", "-f", file.as_str()])
+            .await;
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{doc} was accepted");
+        for e in *expected {
+            assert!(stderr.contains(e), "{e:?} not in: {stderr}");
+        }
+    }
+    let listed = k
+        .ok(&["get", "externalsecrets,secretstores", "-A", "-o", "name"])
+        .await;
+    assert!(listed.trim().is_empty(), "nothing stored: {listed}");
+    k.server.shutdown().await;
+}
+
 /// The documented limits are what the API server enforces: one `data` entry too many, or a key
 /// one character too long, is refused at `kubectl apply` with the field and the limit.
 #[tokio::test(flavor = "multi_thread")]
