@@ -537,12 +537,17 @@ pub struct Operator {
 impl Env {
     /// Starts an operator named `name` (its `POD_NAME`) with `args` after the usual flags.
     pub fn spawn_operator(&self, name: &str, args: &[&str]) -> Operator {
+        self.spawn_operator_logging(name, args, "info,arnsync=debug")
+    }
+
+    /// Like [`Env::spawn_operator`], logging at `rust_log` (benchmarks log at `info`).
+    pub fn spawn_operator_logging(&self, name: &str, args: &[&str], rust_log: &str) -> Operator {
         let log_path = self.dir.path().join(format!("operator-{name}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
         let child = self
             .operator_command(args, log)
             .env("POD_NAME", name)
-            .env("RUST_LOG", "info,arnsync=debug")
+            .env("RUST_LOG", rust_log)
             .spawn()
             .expect("spawn arnsync");
         Operator {
