@@ -13,7 +13,7 @@ use arnsync::controller::{self, Context, KubeTokens, Options};
 use arnsync::leader::{self, Elector};
 use arnsync::metrics::Metrics;
 use arnsync::server::{self, Phase, Readiness, ServerState};
-use arnsync::source::{SourceOptions, Sources};
+use arnsync::source::{Rates, SourceOptions, Sources};
 
 /// How long a stopping leader waits for in-flight reconciles before it lets go anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator (uses KUBECONFIG, ~/.kube/config, or the in-cluster service account).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML (for kubectl apply or the Helm chart).
     Crds,
     /// Convert External Secrets Operator manifests into arnsync manifests.
@@ -85,6 +85,25 @@ struct RunArgs {
     /// Window in which ExternalSecrets reading the same AWSCURRENT value share one AWS read.
     #[arg(long, env = "ARNSYNC_READ_SHARING", default_value = "2s", value_parser = duration)]
     read_sharing: Duration,
+    /// How long a value of a moving selector (AWSCURRENT, the latest parameter, a label) that the
+    /// rotation watcher follows keeps being shared after its version was last confirmed (by its
+    /// read, a rotation check or an event): one read per value for a whole sync wave. A move
+    /// the watcher sees drops it at once. 0: only --read-sharing.
+    #[arg(long, env = "ARNSYNC_TRACKED_READ_SHARING", default_value = "15m", value_parser = duration)]
+    tracked_read_sharing: Duration,
+    /// Value reads arriving within this window are sent together: AWSCURRENT reads as
+    /// BatchGetSecretValue (20 a call), parameter reads as GetParameters (10 a call). 0: one
+    /// call per value.
+    #[arg(long, env = "ARNSYNC_READ_BATCH_WINDOW", default_value = "5ms", value_parser = duration)]
+    read_batch_window: Duration,
+    /// AWS calls per second per account (or identity) and region, per quota, as
+    /// QUOTA=RATE,...: ssm (GetParameter, GetParameters, GetParametersByPath; default 20),
+    /// secretsmanager (GetSecretValue, DescribeSecret; 500), secretsmanager-batch
+    /// (BatchGetSecretValue; 50), secretsmanager-list (ListSecrets; 50), sts
+    /// (GetCallerIdentity; 20). Quotas not named keep their default; 0 = unpaced. Calls wait for
+    /// their turn rather than fail.
+    #[arg(long, env = "ARNSYNC_AWS_RATE", default_value = "", value_parser = rates)]
+    aws_rate: Rates,
     /// Timeout of one AWS call attempt.
     #[arg(long, env = "ARNSYNC_AWS_TIMEOUT", default_value = "10s", value_parser = duration)]
     aws_timeout: Duration,
@@ -129,6 +148,10 @@ fn duration(s: &str) -> Result<Duration, String> {
     arnsync::api::parse_duration(s).map_err(|e| e.to_string())
 }
 
+fn rates(s: &str) -> Result<Rates, String> {
+    s.parse()
+}
+
 fn lease_duration(s: &str) -> Result<Duration, String> {
     let d = duration(s)?;
     if d < Duration::from_secs(1) {
@@ -160,7 +183,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(run(args)),
+            .block_on(run(*args)),
     }
 }
 
@@ -183,6 +206,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics.clone(),
         SourceOptions {
             cache_ttl: args.read_sharing,
+            tracked_ttl: args.tracked_read_sharing,
+            read_batch_window: args.read_batch_window,
+            rates: args.aws_rate,
             timeout: args.aws_timeout,
             max_attempts: args.aws_max_attempts.max(1),
             ..SourceOptions::default()

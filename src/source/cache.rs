@@ -1,23 +1,41 @@
 //! A read cache in front of any [`Source`]: identical concurrent reads share one call, values of
-//! immutable versions are kept (bounded), values of mutable selectors only for a short window.
+//! immutable versions are kept (bounded), values of mutable selectors for a short window, or,
+//! while the version watcher follows them, for as long as it keeps confirming their version.
+//!
+//! What an entry holds: the value as read (bytes, name, version), when its short window ends,
+//! whether the version watcher follows it, and when it was last used (for the LRU bound).
+//! Single reads and finds have a bound each (`max_entries`). A stage or label read is also kept
+//! under its exact version (a VersionId, a parameter version number), which never expires.
+//!
+//! Wave sharing: during a sync wave many ExternalSecrets read the same AWSCURRENT (or latest,
+//! or label) over a minute or more, far longer than the short window. A value of a mutable
+//! selector stays valid beyond the window while the [`Tracker`] of this identity follows its
+//! key at the same version, and that version was confirmed within `tracked_ttl` (by the read
+//! that stored the entry, or since by a version check or an event). The tracker then owns
+//! freshness: a move is recorded there before the poller invalidates the entry, so once the
+//! tracker knows the new version no reader gets the old value from here. Keys nobody tracks
+//! (refreshPolicy OnChange, reads before their first tracking) keep the short window, and
+//! `tracked_ttl` bounds staleness should version checks keep failing.
 //!
 //! Errors are never cached: the next read after a failure asks AWS again.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
-use super::{Fetch, Find, Selector, Source, SourceError, Value};
+use super::{Fetch, Find, Selector, Source, SourceError, Tracker, Value};
 
 /// Wraps a [`Source`] with in-flight deduplication and a bounded cache.
 pub struct Cached<S> {
     inner: Arc<S>,
     ttl: Duration,
+    tracked_ttl: Duration,
+    tracker: Mutex<Weak<Tracker>>,
     gets: Memo<Fetch, Value>,
     finds: Memo<Find, Vec<Value>>,
 }
@@ -26,9 +44,17 @@ impl<S: Source + 'static> Cached<S> {
     /// `ttl` bounds how long a value of a mutable selector (a stage, the latest parameter, a
     /// label, a find) is reused; `max_entries` bounds each of the two maps (single reads, finds).
     pub fn new(inner: S, ttl: Duration, max_entries: usize) -> Self {
+        Self::shared(Arc::new(inner), ttl, Duration::ZERO, max_entries)
+    }
+
+    /// Like [`Cached::new`] over an `inner` already shared; `tracked_ttl` (0: off) is how long
+    /// after the version watcher last confirmed a tracked value's version it is still reused.
+    pub fn shared(inner: Arc<S>, ttl: Duration, tracked_ttl: Duration, max_entries: usize) -> Self {
         Cached {
-            inner: Arc::new(inner),
+            inner,
             ttl,
+            tracked_ttl,
+            tracker: Mutex::new(Weak::new()),
             gets: Memo::new(max_entries),
             finds: Memo::new(max_entries),
         }
@@ -36,6 +62,11 @@ impl<S: Source + 'static> Cached<S> {
 
     pub fn inner(&self) -> &S {
         &self.inner
+    }
+
+    /// The version watcher whose confirmed versions keep values of mutable selectors valid.
+    pub fn follow(&self, tracker: &Arc<Tracker>) {
+        *lock(&self.tracker) = Arc::downgrade(tracker);
     }
 
     /// Forgets a cached value and detaches any read in flight, so the next read goes to AWS.
@@ -57,9 +88,20 @@ impl<S: Source + 'static> Cached<S> {
     fn lifetime(&self, selector: &Selector) -> Lifetime {
         if selector.is_immutable() {
             Lifetime::Forever
-        } else {
+        } else if self.tracked_ttl.is_zero() {
             Lifetime::For(self.ttl)
+        } else {
+            Lifetime::Watched(self.ttl)
         }
+    }
+
+    /// The version the version watcher knows for `fetch` (a tracked mutable selector), and
+    /// when it last confirmed it.
+    fn confirmed(&self, fetch: &Fetch) -> Option<(String, Option<Instant>)> {
+        if self.tracked_ttl.is_zero() || fetch.selector.is_immutable() {
+            return None;
+        }
+        lock(&self.tracker).upgrade()?.confirmed(fetch)
     }
 }
 
@@ -68,11 +110,24 @@ impl<S: Source + 'static> Source for Cached<S> {
     async fn get(&self, fetch: &Fetch) -> Result<Value, SourceError> {
         let inner = Arc::clone(&self.inner);
         let owned = fetch.clone();
+        let confirmed = self.confirmed(fetch);
+        let tracked_ttl = self.tracked_ttl;
+        // Past its window an entry is still good when the watcher follows this version and the
+        // version was confirmed recently: by the read that stored it, or since by the watcher.
+        let still = |v: &Value, stored: Instant| {
+            confirmed.as_ref().is_some_and(|(version, seen)| {
+                *version == v.version
+                    && seen.map_or(stored, |s| s.max(stored)).elapsed() < tracked_ttl
+            })
+        };
         let value = self
             .gets
-            .get_or_load(fetch, self.lifetime(&fetch.selector), move || async move {
-                inner.get(&owned).await
-            })
+            .get_or_load(
+                fetch,
+                self.lifetime(&fetch.selector),
+                still,
+                move || async move { inner.get(&owned).await },
+            )
             .await?;
         // A read of a stage or of the latest parameter is also a read of one exact version:
         // keep it under that version, so reads pinned to it (rotation wake-ups) cost nothing.
@@ -86,9 +141,12 @@ impl<S: Source + 'static> Source for Cached<S> {
         let inner = Arc::clone(&self.inner);
         let owned = find.clone();
         self.finds
-            .get_or_load(find, Lifetime::For(self.ttl), move || async move {
-                inner.find(&owned).await
-            })
+            .get_or_load(
+                find,
+                Lifetime::For(self.ttl),
+                |_, _| false,
+                move || async move { inner.find(&owned).await },
+            )
             .await
     }
 }
@@ -97,6 +155,9 @@ impl<S: Source + 'static> Source for Cached<S> {
 enum Lifetime {
     Forever,
     For(Duration),
+    /// For a short window, and beyond it while the version watcher confirms its version (the
+    /// entry is kept even with a zero window).
+    Watched(Duration),
 }
 
 type Loading<V> = Shared<BoxFuture<'static, Result<V, SourceError>>>;
@@ -117,6 +178,10 @@ struct MemoState<K, V: Clone> {
 struct Entry<V> {
     value: V,
     expires: Option<Instant>,
+    /// Still usable after `expires` when the version watcher confirms it.
+    watched: bool,
+    /// When the value was read.
+    stored: Instant,
     last_used: u64,
 }
 
@@ -142,10 +207,13 @@ where
         }
     }
 
+    /// A fresh cached value, else the load in flight, else a new load. A watched entry past its
+    /// window is still fresh when `still(value, stored)` says so.
     async fn get_or_load<F, Fut>(
         &self,
         key: &K,
         lifetime: Lifetime,
+        still: impl Fn(&V, Instant) -> bool,
         load: F,
     ) -> Result<V, SourceError>
     where
@@ -158,7 +226,10 @@ where
             let clock = state.clock;
             let now = Instant::now();
             match state.entries.get_mut(key) {
-                Some(entry) if entry.expires.is_none_or(|at| at > now) => {
+                Some(entry)
+                    if entry.expires.is_none_or(|at| at > now)
+                        || (entry.watched && still(&entry.value, entry.stored)) =>
+                {
                     entry.last_used = clock;
                     return Ok(entry.value.clone());
                 }
@@ -227,10 +298,11 @@ where
 
 impl<K: Eq + Hash + Clone, V: Clone> MemoState<K, V> {
     fn insert(&mut self, key: K, value: V, lifetime: Lifetime, max_entries: usize) {
-        let expires = match lifetime {
-            Lifetime::Forever => None,
+        let (expires, watched) = match lifetime {
+            Lifetime::Forever => (None, false),
             Lifetime::For(ttl) if ttl.is_zero() => return,
-            Lifetime::For(ttl) => Some(Instant::now() + ttl),
+            Lifetime::For(ttl) => (Some(Instant::now() + ttl), false),
+            Lifetime::Watched(ttl) => (Some(Instant::now() + ttl), true),
         };
         if self.entries.len() >= max_entries {
             self.evict(max_entries);
@@ -242,17 +314,20 @@ impl<K: Eq + Hash + Clone, V: Clone> MemoState<K, V> {
             Entry {
                 value,
                 expires,
+                watched,
+                stored: Instant::now(),
                 last_used,
             },
         );
     }
 
-    /// Drops expired entries, then the least recently used down to 90% of the bound, so the
-    /// O(n) scan runs once per many inserts rather than on each.
+    /// Drops expired entries (those the watcher may still confirm stay), then the least
+    /// recently used down to 90% of the bound, so the O(n) scan runs once per many inserts
+    /// rather than on each.
     fn evict(&mut self, max_entries: usize) {
         let now = Instant::now();
         self.entries
-            .retain(|_, e| e.expires.is_none_or(|at| at > now));
+            .retain(|_, e| e.watched || e.expires.is_none_or(|at| at > now));
         let target = max_entries - max_entries / 10 - 1;
         if self.entries.len() <= target {
             return;
@@ -411,6 +486,86 @@ mod tests {
         cached.find(&find).await.unwrap();
         cached.find(&find).await.unwrap();
         assert_eq!(cached.inner().calls("GetParametersByPath"), 1);
+    }
+
+    fn tracked(cached: &Cached<MemorySource>) -> Arc<Tracker> {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let tracker = Arc::new(Tracker::new(crate::metrics::Metrics::default(), tx));
+        cached.follow(&tracker);
+        tracker
+    }
+
+    #[tokio::test]
+    async fn tracked_values_are_shared_for_the_whole_wave_until_the_watcher_sees_a_move() {
+        let mem = MemorySource::new();
+        let v1 = mem.put_secret_string("db", "one");
+        mem.put_secret_string("api", "key");
+        let cached = Cached::shared(
+            Arc::new(mem),
+            Duration::from_millis(20),
+            Duration::from_secs(600),
+            100,
+        );
+        let tracker = tracked(&cached);
+        let es = crate::source::Subscriber::new("ns", "first");
+        assert_eq!(cached.get(&current("db")).await.unwrap().data.0, b"one");
+        tracker.track(&es, vec![(current("db"), Some(v1.clone()))]);
+        cached.get(&current("api")).await.unwrap();
+
+        // Long after the short window, a tracked value at the version the tracker knows is
+        // still shared; an untracked one is read again.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(cached.get(&current("db")).await.unwrap().data.0, b"one");
+        cached.get(&current("api")).await.unwrap();
+        assert_eq!(cached.inner().calls("GetSecretValue"), 3);
+
+        // A rotation the watcher has not seen yet changes nothing (as within the window);
+        // once it records the new version, the old value is not handed out any more.
+        let v2 = cached.inner().put_secret_string("db", "two");
+        assert_eq!(cached.get(&current("db")).await.unwrap().data.0, b"one");
+        assert!(tracker.record(&current("db"), &v2).is_some());
+        assert_eq!(cached.get(&current("db")).await.unwrap().data.0, b"two");
+        assert_eq!(cached.inner().calls("GetSecretValue"), 4);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(cached.get(&current("db")).await.unwrap().data.0, b"two");
+        assert_eq!(cached.inner().calls("GetSecretValue"), 4);
+
+        // Nobody tracks it any more: back to the short window.
+        tracker.untrack(&es);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cached.get(&current("db")).await.unwrap();
+        assert_eq!(cached.inner().calls("GetSecretValue"), 5);
+    }
+
+    #[tokio::test]
+    async fn tracked_sharing_ends_when_the_version_is_not_confirmed_for_too_long() {
+        let mem = MemorySource::new();
+        let v1 = mem.put_secret_string("db", "one");
+        let cached = Cached::shared(
+            Arc::new(mem),
+            Duration::ZERO,
+            Duration::from_millis(60),
+            100,
+        );
+        let tracker = tracked(&cached);
+        cached.get(&current("db")).await.unwrap();
+        tracker.track(
+            &crate::source::Subscriber::new("ns", "es"),
+            vec![(current("db"), Some(v1.clone()))],
+        );
+        // Even with no short window the tracked value is shared...
+        cached.get(&current("db")).await.unwrap();
+        assert_eq!(cached.inner().calls("GetSecretValue"), 1);
+        // ...while a check keeps confirming it...
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(tracker.record(&current("db"), &v1).is_none());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        cached.get(&current("db")).await.unwrap();
+        assert_eq!(cached.inner().calls("GetSecretValue"), 1);
+        // ...and not once the last confirmation is older than the bound (checks failing).
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        cached.get(&current("db")).await.unwrap();
+        assert_eq!(cached.inner().calls("GetSecretValue"), 2);
     }
 
     #[test]

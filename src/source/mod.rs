@@ -6,8 +6,10 @@
 //! Layout, dependencies pointing down: `watchers` (one [`Poller`] + [`Tracker`] per identity)
 //! → `poller` (asks a [`VersionSource`], reports to the tracker) → `tracker` (who watches
 //! what, last seen versions, wake-ups) and [`versions`] (the version-check trait); [`aws`]
-//! implements [`Source`] and [`VersionSource`] over the SDK, behind [`cache`]; [`key`] is the
-//! one place that knows ARN shapes; these types and `error` are shared by all of them.
+//! implements [`Source`] and [`VersionSource`] over the SDK, behind [`cache`] (which also keeps
+//! values the tracker follows for a whole sync wave), coalescing single reads into batch calls
+//! (`batch`) and pacing every call per AWS quota; [`key`] is the one place that knows ARN
+//! shapes; these types and `error` are shared by all of them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -139,6 +141,7 @@ pub trait Source: Send + Sync {
 }
 
 pub mod aws;
+mod batch;
 pub mod cache;
 mod error;
 mod event_queues;
@@ -156,7 +159,7 @@ mod tracker;
 pub mod versions;
 mod watchers;
 
-pub use aws::{AwsSource, SourceOptions, Sources};
+pub use aws::{AwsSource, Quota, Rates, SourceOptions, Sources};
 pub use cache::Cached;
 pub use error::{AwsService, ErrorKind, SourceError};
 pub use identity::{AssumeRole, Identity, Retry, SessionTag, StaticKeys, WebIdentity};

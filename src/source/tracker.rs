@@ -51,6 +51,9 @@ pub struct Moved {
 #[derive(Default)]
 struct Tracked {
     version: Option<String>,
+    /// When a version check or an event last reported `version` (reads do not count: they may
+    /// come from a cache).
+    seen: Option<Instant>,
     subscribers: BTreeSet<Subscriber>,
 }
 
@@ -125,6 +128,13 @@ impl Tracker {
             .and_then(|t| t.version.clone())
     }
 
+    /// The version of `watch` as last seen, and when a check or an event last reported it.
+    pub fn confirmed(&self, watch: &Fetch) -> Option<(String, Option<Instant>)> {
+        let st = self.state();
+        let t = st.tracked.get(watch)?;
+        Some((t.version.clone()?, t.seen))
+    }
+
     pub fn is_tracked(&self, watch: &Fetch) -> bool {
         self.state().tracked.contains_key(watch)
     }
@@ -163,6 +173,7 @@ impl Tracker {
         let (from, subscribers) = {
             let mut st = self.state();
             let t = st.tracked.get_mut(watch)?;
+            t.seen = Some(Instant::now());
             match &t.version {
                 Some(v) if v == version => return None,
                 None => {

@@ -52,7 +52,9 @@ impl Watchers {
             .entry(identity.fingerprint())
             .or_insert_with(|| {
                 let tracker = Arc::new(Tracker::new(self.metrics.clone(), self.tx.clone()));
-                let p = Arc::new(Poller::new(self.sources.source(identity), tracker));
+                let source = self.sources.source(identity);
+                source.follow(&tracker);
+                let p = Arc::new(Poller::new(source, tracker));
                 tokio::spawn(Poller::run(Arc::downgrade(&p)));
                 p
             })

@@ -100,6 +100,14 @@ impl Env {
                     .into_iter()
                     .flatten(),
             )
+            // Tests that count refresh and force-sync reads expect each to reach AWS: wave
+            // sharing only where a test asks for it.
+            .args(
+                (!extra.contains(&"--tracked-read-sharing"))
+                    .then_some(["--tracked-read-sharing", "0s"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(extra)
             .env("KUBECONFIG", &kubeconfig)
             .env("AWS_ACCESS_KEY_ID", "operator")

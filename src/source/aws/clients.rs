@@ -1,8 +1,7 @@
 //! The SDK clients of one identity, their shared parts (HTTP pool, identity cache, retries,
 //! timeouts, attempt counter), and the uncached reads dispatched to each service.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -20,10 +19,22 @@ use aws_types::sdk_config::SharedTimeSource;
 use super::attempts::CountAttempts;
 use super::credentials::{AssumeRoleCredentials, LazyDefaultChain};
 use super::errors::from_sdk;
+use super::pacing::{Pacer, Quota, Rates};
 use super::web_identity::WebIdentityCredentials;
 use crate::metrics::Metrics;
+use crate::source::batch::{Answers, Batcher};
 use crate::source::token::TokenSource;
-use crate::source::{AwsService, Fetch, Find, Identity, Service, Source, SourceError, Value};
+use crate::source::{
+    AwsService, ErrorKind, Fetch, Find, Identity, Selector, Service, Source, SourceError, Value,
+};
+
+/// BatchGetSecretValue takes up to 20 secret ids.
+pub(crate) const SECRETS_PER_BATCH: usize = 20;
+/// GetParameters takes up to 10 names.
+pub(crate) const PARAMETERS_PER_BATCH: usize = 10;
+/// After BatchGetSecretValue was refused, single reads are used this long before it is tried
+/// again (a policy may have been fixed meanwhile).
+const BATCH_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Assumed (and other expiring) credentials are renewed between half of this and this long
 /// before they expire (the identity cache jitters the margin), so a read never waits on STS at
@@ -34,6 +45,15 @@ const CREDENTIALS_REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 pub struct SourceOptions {
     /// How long reads of mutable selectors (stages, latest, labels, finds) are shared.
     pub cache_ttl: Duration,
+    /// How long a value of a mutable selector the version watcher follows is shared after its
+    /// version was last confirmed (by its read, a version check or an event); 0: only
+    /// `cache_ttl`.
+    pub tracked_ttl: Duration,
+    /// Value reads arriving within this window are sent together (BatchGetSecretValue for
+    /// AWSCURRENT, GetParameters); 0: one call per read.
+    pub read_batch_window: Duration,
+    /// Calls per second per AWS account (or identity) and region, per quota.
+    pub rates: Rates,
     /// Bound on cached single values (and, separately, on cached finds) per identity.
     pub max_cache_entries: usize,
     /// Per attempt; the whole call, retries included, may take `max_attempts` times this.
@@ -49,6 +69,9 @@ impl Default for SourceOptions {
     fn default() -> Self {
         SourceOptions {
             cache_ttl: Duration::from_secs(2),
+            tracked_ttl: Duration::from_secs(15 * 60),
+            read_batch_window: Duration::from_millis(5),
+            rates: Rates::default(),
             max_cache_entries: 10_000,
             timeout: Duration::from_secs(10),
             max_attempts: 3,
@@ -65,9 +88,16 @@ pub struct AwsClients {
     /// What an SQS client of this identity is built from (an event queue may be in another
     /// region than the store's).
     sqs: SqsParts,
-    /// Set once BatchGetSecretValue is refused (its IAM permission is separate from
-    /// GetSecretValue's), so finds stop trying it.
-    pub(crate) batch_refused: AtomicBool,
+    /// Set when BatchGetSecretValue is refused (its IAM permission is separate from
+    /// GetSecretValue's): since when, and what to tell the user. Reads and finds then read one
+    /// secret per call until [`BATCH_RETRY_AFTER`] has passed.
+    batch_refusal: Mutex<Option<(Instant, String)>>,
+    /// Every call waits for its token here.
+    pub(crate) pacer: Arc<Pacer>,
+    /// Coalesce AWSCURRENT reads into BatchGetSecretValue, and parameter reads into
+    /// GetParameters (none: every read is its own call).
+    secret_batches: Option<Batcher>,
+    parameter_batches: Option<Batcher>,
 }
 
 struct SqsParts {
@@ -116,12 +146,51 @@ macro_rules! client {
 }
 
 impl AwsClients {
+    /// Clients that read one value per call, with their own pacer (test admin clients).
+    #[cfg(test)]
     pub fn new(
         identity: &Identity,
         metrics: Metrics,
         options: &SourceOptions,
         http: SharedHttpClient,
         tokens: Arc<dyn TokenSource>,
+    ) -> AwsClients {
+        let pacer = Arc::new(Pacer::new(&options.rates));
+        Self::build(identity, metrics, options, http, tokens, pacer, None)
+    }
+
+    /// Clients whose reads are batched (when `options.read_batch_window` is set) and paced by
+    /// `pacer`.
+    pub fn shared(
+        identity: &Identity,
+        metrics: Metrics,
+        options: &SourceOptions,
+        http: SharedHttpClient,
+        tokens: Arc<dyn TokenSource>,
+        pacer: Arc<Pacer>,
+    ) -> Arc<AwsClients> {
+        Arc::new_cyclic(|me| {
+            let batches = !options.read_batch_window.is_zero();
+            Self::build(
+                identity,
+                metrics,
+                options,
+                http,
+                tokens,
+                pacer,
+                batches.then_some(me),
+            )
+        })
+    }
+
+    fn build(
+        identity: &Identity,
+        metrics: Metrics,
+        options: &SourceOptions,
+        http: SharedHttpClient,
+        tokens: Arc<dyn TokenSource>,
+        pacer: Arc<Pacer>,
+        me: Option<&Weak<AwsClients>>,
     ) -> AwsClients {
         let attempts = identity
             .retry
@@ -208,8 +277,59 @@ impl AwsClients {
                 credentials,
                 endpoint: identity.endpoints.sqs.clone(),
             },
-            batch_refused: AtomicBool::new(false),
+            batch_refusal: Mutex::new(None),
+            pacer,
+            secret_batches: me.map(|me| {
+                batcher(
+                    me,
+                    options.read_batch_window,
+                    SECRETS_PER_BATCH,
+                    |c, items| Box::pin(async move { c.read_secret_batch(items).await }),
+                )
+            }),
+            parameter_batches: me.map(|me| {
+                batcher(
+                    me,
+                    options.read_batch_window,
+                    PARAMETERS_PER_BATCH,
+                    |c, items| Box::pin(async move { c.read_parameter_batch(items).await }),
+                )
+            }),
         }
+    }
+
+    /// Why reads of this identity do not use BatchGetSecretValue, while they do not.
+    pub fn batch_fallback(&self) -> Option<String> {
+        let refusal = lock(&self.batch_refusal);
+        match &*refusal {
+            Some((since, message)) if since.elapsed() < BATCH_RETRY_AFTER => Some(message.clone()),
+            _ => None,
+        }
+    }
+
+    /// Records that BatchGetSecretValue was refused with `e` (logged once per refusal).
+    pub(crate) fn refuse_batches(&self, e: &SourceError) {
+        let message = if e.kind == ErrorKind::AccessDenied {
+            format!(
+                "secretsmanager:BatchGetSecretValue is denied ({}): reading one secret per call; \
+                 allow it to cut Secrets Manager calls up to 20-fold",
+                e.code
+            )
+        } else {
+            format!(
+                "BatchGetSecretValue is not available at this endpoint ({}): reading one secret \
+                 per call",
+                e.code
+            )
+        };
+        let mut refusal = lock(&self.batch_refusal);
+        let fresh = refusal
+            .as_ref()
+            .is_none_or(|(since, _)| since.elapsed() >= BATCH_RETRY_AFTER);
+        if fresh {
+            tracing::warn!(code = %e.code, "{message}");
+        }
+        *refusal = Some((Instant::now(), message));
     }
 
     /// An SQS client of this identity for `region` (sharing its credentials and their cache).
@@ -226,6 +346,7 @@ impl AwsClients {
     }
 
     pub(super) async fn caller_identity(&self) -> Result<String, SourceError> {
+        self.pacer.pace(Quota::Sts).await;
         let start = Instant::now();
         let result = self.sts.get_caller_identity().send().await;
         let result = result
@@ -238,18 +359,32 @@ impl AwsClients {
 
 #[async_trait]
 impl Source for AwsClients {
+    /// Reads `fetch`: AWSCURRENT and parameter reads as part of the next batch, other
+    /// selectors (stages, VersionIds, which BatchGetSecretValue cannot express) on their own.
     async fn get(&self, fetch: &Fetch) -> Result<Value, SourceError> {
-        let start = Instant::now();
-        let (service, operation, result) = match fetch.service {
-            Service::SecretsManager => (
-                "secretsmanager",
-                "GetSecretValue",
-                self.get_secret(fetch).await,
-            ),
-            Service::ParameterStore => ("ssm", "GetParameter", self.get_parameter(fetch).await),
+        let batcher = match (&fetch.service, &fetch.selector) {
+            (Service::SecretsManager, Selector::Stage(stage)) if stage == "AWSCURRENT" => {
+                self.secret_batches.as_ref()
+            }
+            (Service::ParameterStore, Selector::Latest | Selector::ParameterVersion(_)) => {
+                self.parameter_batches.as_ref()
+            }
+            _ => None,
         };
-        log_call(service, operation, &fetch.key, start, &result);
-        result
+        match (batcher, fetch.service) {
+            (Some(b), _) => b.read(fetch.clone()).await.unwrap_or_else(|| {
+                Err(SourceError {
+                    kind: ErrorKind::Other,
+                    service: fetch.service.into(),
+                    operation: "BatchRead",
+                    key: fetch.key.clone(),
+                    code: "BatchAborted".into(),
+                    message: "the batch read stopped before answering; the read is retried".into(),
+                })
+            }),
+            (None, Service::SecretsManager) => self.get_secret(fetch).await,
+            (None, Service::ParameterStore) => self.get_parameter(fetch).await,
+        }
     }
 
     async fn find(&self, find: &Find) -> Result<Vec<Value>, SourceError> {
@@ -273,7 +408,44 @@ impl Source for AwsClients {
     }
 }
 
-/// One debug line per logical call: names and outcome, never values.
+/// A batcher whose batch calls run on `me` (answering every item with an error once the clients
+/// are gone).
+fn batcher(
+    me: &Weak<AwsClients>,
+    window: Duration,
+    max: usize,
+    read: fn(Arc<AwsClients>, Vec<Fetch>) -> futures::future::BoxFuture<'static, Answers>,
+) -> Batcher {
+    let me = me.clone();
+    Batcher::new(window, max, move |items: Vec<Fetch>| {
+        let clients = me.upgrade();
+        async move {
+            match clients {
+                Some(c) => read(c, items).await,
+                None => items
+                    .iter()
+                    .map(|f| {
+                        Err(SourceError {
+                            kind: ErrorKind::Other,
+                            service: f.service.into(),
+                            operation: "BatchRead",
+                            key: f.key.clone(),
+                            code: "SourceDropped".into(),
+                            message: "the store's AWS source was dropped; the read is retried"
+                                .into(),
+                        })
+                    })
+                    .collect(),
+            }
+        }
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One debug line per AWS call: names and outcome, never values.
 pub(super) fn log_call<T>(
     service: &str,
     operation: &str,

@@ -13,17 +13,22 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use super::cache::Cached;
 use super::token::{NoTokenSource, TokenSource};
 use super::versions::{SecretVersions, VersionSource};
-use super::{Fetch, Find, Identity, Source, SourceError, Value};
+use super::{Fetch, Find, Identity, Source, SourceError, Tracker, Value};
 use crate::metrics::Metrics;
 pub use clients::SourceOptions;
 use clients::{log_call, AwsClients};
+use pacing::{Pacer, Pacers};
+pub use pacing::{Quota, Rates};
 
 mod attempts;
+#[cfg(test)]
+mod batch_tests;
 mod clients;
 mod credentials;
 mod errors;
 #[cfg(test)]
 mod moto_tests;
+mod pacing;
 mod parameter_store;
 mod secrets_manager;
 mod versions;
@@ -44,6 +49,7 @@ struct Registry {
     options: SourceOptions,
     http: SharedHttpClient,
     tokens: Arc<dyn TokenSource>,
+    pacers: Pacers,
     sources: Mutex<HashMap<[u8; 32], Arc<AwsSource>>>,
 }
 
@@ -66,6 +72,7 @@ impl Sources {
                 options,
                 http: http_client(),
                 tokens,
+                pacers: Pacers::default(),
                 sources: Mutex::new(HashMap::new()),
             }),
         }
@@ -79,12 +86,18 @@ impl Sources {
     pub fn source(&self, identity: &Identity) -> Arc<AwsSource> {
         let mut sources = self.map();
         let source = Arc::clone(sources.entry(identity.fingerprint()).or_insert_with(|| {
-            Arc::new(AwsSource::new(
+            let pacer = self.inner.pacers.pacer(
+                &pacing_scope(identity),
+                &identity.region,
+                &self.inner.options.rates,
+            );
+            Arc::new(AwsSource::with_pacer(
                 identity,
                 self.inner.metrics.clone(),
                 &self.inner.options,
                 self.inner.http.clone(),
                 self.inner.tokens.clone(),
+                pacer,
             ))
         }));
         self.inner.metrics.sources.set(sources.len() as i64);
@@ -110,6 +123,23 @@ impl Sources {
     }
 }
 
+/// Whose AWS quotas an identity's calls count against: the account of the role it ends up in
+/// when that is known from the spec, else the identity itself (static keys, the default chain).
+fn pacing_scope(identity: &Identity) -> String {
+    let role = identity
+        .roles
+        .last()
+        .map(|r| r.arn.as_str())
+        .or(identity.web_identity.as_ref().map(|w| w.role_arn.as_str()));
+    match role
+        .and_then(|arn| arn.split(':').nth(4))
+        .filter(|a| !a.is_empty())
+    {
+        Some(account) => format!("account {account}"),
+        None => format!("identity {}", hex::encode(&identity.fingerprint()[..8])),
+    }
+}
+
 /// One HTTP client (one connection pool) for every identity: rustls with ring, http and https.
 pub fn http_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
@@ -125,6 +155,7 @@ pub struct AwsSource {
 }
 
 impl AwsSource {
+    /// A source with a pacer of its own.
     pub fn new(
         identity: &Identity,
         metrics: Metrics,
@@ -132,10 +163,47 @@ impl AwsSource {
         http: SharedHttpClient,
         tokens: Arc<dyn TokenSource>,
     ) -> AwsSource {
-        let clients = AwsClients::new(identity, metrics, options, http, tokens);
+        let pacer = Arc::new(Pacer::new(&options.rates));
+        Self::with_pacer(identity, metrics, options, http, tokens, pacer)
+    }
+
+    fn with_pacer(
+        identity: &Identity,
+        metrics: Metrics,
+        options: &SourceOptions,
+        http: SharedHttpClient,
+        tokens: Arc<dyn TokenSource>,
+        pacer: Arc<Pacer>,
+    ) -> AwsSource {
+        let clients = AwsClients::shared(identity, metrics, options, http, tokens, pacer);
         AwsSource {
-            cache: Cached::new(clients, options.cache_ttl, options.max_cache_entries),
+            cache: Cached::shared(
+                clients,
+                options.cache_ttl,
+                options.tracked_ttl,
+                options.max_cache_entries,
+            ),
         }
+    }
+
+    /// While BatchGetSecretValue is refused for this identity (its IAM action is separate from
+    /// GetSecretValue's), what to tell the user, e.g. "secretsmanager:BatchGetSecretValue is
+    /// denied (AccessDeniedException): reading one secret per call; allow it to cut Secrets
+    /// Manager calls up to 20-fold". Batches are tried again an hour after a refusal.
+    pub fn batch_fallback(&self) -> Option<String> {
+        self.cache.inner().batch_fallback()
+    }
+
+    /// Lets values this identity's version watcher follows stay cached while it confirms their
+    /// versions (see [`Cached`]).
+    pub fn follow(&self, tracker: &Arc<Tracker>) {
+        self.cache.follow(tracker);
+    }
+
+    /// Calls of `quota` this source's pacer let through, and how many of them had to wait.
+    pub fn paced(&self, quota: Quota) -> (u64, u64) {
+        let pacer = &self.cache.inner().pacer;
+        (pacer.taken(quota), pacer.waited(quota))
     }
 
     /// The ARN of the principal these reads run as (sts:GetCallerIdentity): a cheap check that

@@ -1,23 +1,32 @@
-//! Secrets Manager reads: GetSecretValue, and finds by name regexp and tags (ListSecrets, then
-//! BatchGetSecretValue, or GetSecretValue per secret where batch reads are not allowed).
+//! Secrets Manager reads: GetSecretValue, batches of AWSCURRENT reads (BatchGetSecretValue), and
+//! finds by name regexp and tags (ListSecrets, then BatchGetSecretValue, or GetSecretValue per
+//! secret where batch reads are not allowed).
+//!
+//! BatchGetSecretValue reads AWSCURRENT only (it takes no VersionStage or VersionId), so only
+//! AWSCURRENT reads are batched. Each entry it returns says its stages: one without AWSCURRENT
+//! (moto answers with the version that was current before an `UpdateSecretVersionStage`) is
+//! read again with an explicit stage, so that AWS and moto give the same answer.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::time::Instant;
 
+use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretValueEntry};
 use futures::{StreamExt, TryStreamExt};
 use regex::Regex;
 
-use super::clients::AwsClients;
+use super::clients::{log_call, AwsClients, SECRETS_PER_BATCH};
 use super::errors::{from_sdk, kind_for_code};
+use super::pacing::Quota;
+use crate::source::batch::Answers;
+use crate::source::key::refers_to;
 use crate::source::{ErrorKind, Fetch, SecretBytes, Selector, Service, SourceError, Value};
 
 const SERVICE: Service = Service::SecretsManager;
 /// ListSecrets allows up to 100 per page.
 const LIST_PAGE: i32 = 100;
-/// BatchGetSecretValue takes up to 20 secret ids.
-const BATCH: usize = 20;
+const BATCH: usize = SECRETS_PER_BATCH;
 /// Per-secret reads in flight at once when batch reads are refused.
 const PARALLEL_READS: usize = 8;
 /// ListSecrets filters take at most 10 values each.
@@ -27,6 +36,19 @@ impl AwsClients {
     /// GetSecretValue, always with an explicit stage or VersionId: an unqualified read can
     /// return a stale version after a stage move in some implementations.
     pub(crate) async fn get_secret(&self, fetch: &Fetch) -> Result<Value, SourceError> {
+        let start = Instant::now();
+        let result = self.get_secret_once(fetch).await;
+        log_call(
+            "secretsmanager",
+            "GetSecretValue",
+            &fetch.key,
+            start,
+            &result,
+        );
+        result
+    }
+
+    async fn get_secret_once(&self, fetch: &Fetch) -> Result<Value, SourceError> {
         let op = "GetSecretValue";
         let request = self
             .secrets_manager
@@ -39,11 +61,80 @@ impl AwsClients {
                 return Err(invalid_selector(op, fetch))
             }
         };
+        self.pacer.pace(Quota::SecretsManager).await;
         let out = request
             .send()
             .await
             .map_err(|e| from_sdk(&e, SERVICE, op, &fetch.key))?;
         secret_value(out, &fetch.key)
+    }
+
+    /// AWSCURRENT of up to 20 secrets in one BatchGetSecretValue, each answer for its own
+    /// read: a per-secret error is that read's error, as GetSecretValue would report it
+    /// (operation GetSecretValue, AWS's code and message). What the batch cannot answer is read
+    /// on its own: one secret, a secret missing from the answer or answered at another stage,
+    /// and every secret of a call refused as malformed (one bad id must not fail the others).
+    /// When BatchGetSecretValue is denied, the secrets are read one per call, and keep being so
+    /// (see [`AwsClients::batch_fallback`]) once a single read shows the identity itself works.
+    pub(crate) async fn read_secret_batch(&self, fetches: Vec<Fetch>) -> Answers {
+        if fetches.len() == 1 || self.batch_fallback().is_some() {
+            return self.read_secrets_each(&fetches).await;
+        }
+        let op = "BatchGetSecretValue";
+        let label = format!("({} secrets)", fetches.len());
+        let ids: Vec<String> = fetches.iter().map(|f| f.key.clone()).collect();
+        self.pacer.pace(Quota::SecretsManagerBatch).await;
+        let start = Instant::now();
+        let result = self
+            .secrets_manager
+            .batch_get_secret_value()
+            .set_secret_id_list(Some(ids))
+            .send()
+            .await
+            .map_err(|e| from_sdk(&e, SERVICE, op, &label));
+        log_call("secretsmanager", op, &label, start, &result);
+        match result {
+            Ok(out) => {
+                let answers: Vec<Option<Result<Value, SourceError>>> =
+                    fetches.iter().map(|f| batch_answer(&out, f)).collect();
+                let again: Vec<usize> = (0..fetches.len())
+                    .filter(|i| answers[*i].is_none())
+                    .collect();
+                let singles =
+                    futures::future::join_all(again.iter().map(|i| self.get_secret(&fetches[*i])))
+                        .await;
+                let mut answers = answers;
+                for (i, single) in again.into_iter().zip(singles) {
+                    answers[i] = Some(single);
+                }
+                answers.into_iter().flatten().collect()
+            }
+            Err(e) if batch_unavailable(&e) => {
+                let answers = self.read_secrets_each(&fetches).await;
+                // Denied for the batch but not for single reads: the batch permission is what
+                // is missing. Everything denied: the identity itself is (its reads say so).
+                if e.kind != ErrorKind::AccessDenied || answers.iter().any(Result::is_ok) {
+                    self.refuse_batches(&e);
+                }
+                answers
+            }
+            Err(e) if matches!(e.kind, ErrorKind::InvalidRequest | ErrorKind::NotFound) => {
+                self.read_secrets_each(&fetches).await
+            }
+            Err(e) => fetches
+                .iter()
+                .map(|f| {
+                    Err(SourceError {
+                        key: f.key.clone(),
+                        ..e.clone()
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    async fn read_secrets_each(&self, fetches: &[Fetch]) -> Answers {
+        futures::future::join_all(fetches.iter().map(|f| self.get_secret(f))).await
     }
 
     pub(crate) async fn find_secrets(
@@ -65,14 +156,14 @@ impl AwsClients {
             })
             .transpose()?;
         let arns = self.list_matching(key, name.as_ref(), tags).await?;
-        let mut values = if self.batch_refused.load(Ordering::Relaxed) {
+        let mut values = if self.batch_fallback().is_some() {
             self.read_each(&arns).await?
         } else {
             match self.read_batches(&arns, key).await {
                 Err(e) if batch_unavailable(&e) => {
-                    tracing::debug!(code = %e.code, "BatchGetSecretValue refused, reading secrets one by one");
-                    self.batch_refused.store(true, Ordering::Relaxed);
-                    self.read_each(&arns).await?
+                    let values = self.read_each(&arns).await?;
+                    self.refuse_batches(&e);
+                    values
                 }
                 other => other?,
             }
@@ -94,6 +185,7 @@ impl AwsClients {
         let mut arns = Vec::new();
         let mut next_token = None;
         loop {
+            self.pacer.pace(Quota::SecretsManagerList).await;
             let page = self
                 .secrets_manager
                 .list_secrets()
@@ -130,6 +222,7 @@ impl AwsClients {
         let op = "BatchGetSecretValue";
         let mut values = Vec::with_capacity(arns.len());
         for chunk in arns.chunks(BATCH) {
+            self.pacer.pace(Quota::SecretsManagerBatch).await;
             let out = self
                 .secrets_manager
                 .batch_get_secret_value()
@@ -180,6 +273,33 @@ impl AwsClients {
         let values: Vec<Option<Value>> = reads.try_collect().await?;
         Ok(values.into_iter().flatten().collect())
     }
+}
+
+/// The answer of a BatchGetSecretValue for one read, when it has one: the secret's value (only
+/// when the entry is the AWSCURRENT version and has a value), or its per-secret error.
+fn batch_answer(out: &BatchGetSecretValueOutput, f: &Fetch) -> Option<Result<Value, SourceError>> {
+    let entry = out
+        .secret_values()
+        .iter()
+        .find(|e| e.name().is_some_and(|n| refers_to(&f.key, n, e.arn())));
+    if let Some(entry) = entry {
+        let current = entry.version_stages().iter().any(|s| s == "AWSCURRENT");
+        return current.then(|| entry_value(entry)).flatten().map(Ok);
+    }
+    let error = out.errors().iter().find(|e| {
+        e.secret_id().is_some_and(|id| {
+            id == f.key || refers_to(id, &f.key, None) || refers_to(&f.key, id, None)
+        })
+    })?;
+    let code = error.error_code().unwrap_or("Unknown");
+    Some(Err(SourceError {
+        kind: kind_for_code(code, None),
+        service: SERVICE.into(),
+        operation: "GetSecretValue",
+        key: f.key.clone(),
+        code: code.to_string(),
+        message: error.message().unwrap_or_default().to_string(),
+    }))
 }
 
 /// Batch reads need their own IAM action; a store allowed only GetSecretValue still works.

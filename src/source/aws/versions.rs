@@ -9,6 +9,7 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 
 use super::clients::AwsClients;
 use super::errors::from_sdk;
+use super::pacing::Quota;
 use crate::source::key::base_name;
 use crate::source::versions::SecretVersions;
 use crate::source::{AwsService, SourceError};
@@ -32,6 +33,7 @@ impl AwsClients {
         let mut out = Vec::new();
         let mut next_token = None;
         loop {
+            self.pacer.pace(Quota::SecretsManagerList).await;
             let page = self
                 .secrets_manager
                 .list_secrets()
@@ -71,6 +73,7 @@ impl AwsClients {
         &self,
         key: &str,
     ) -> Result<SecretVersions, SourceError> {
+        self.pacer.pace(Quota::SecretsManager).await;
         let d = self
             .secrets_manager
             .describe_secret()
@@ -96,6 +99,7 @@ impl AwsClients {
         &self,
         requests: &[String],
     ) -> Result<BTreeMap<String, String>, SourceError> {
+        self.pacer.pace(Quota::Ssm).await;
         let out = self
             .ssm
             .get_parameters()

@@ -35,6 +35,9 @@ pub(crate) struct State {
     upstream: String,
     client: Client<HttpConnector, Full<Bytes>>,
     pub(crate) counters: Counters,
+    /// The subset of attempts that ask for decrypted values (`"WithDecryption": true`): SSM
+    /// value reads, told apart from version checks that use the same operation.
+    pub(crate) decrypted: Counters,
     pub(crate) faults: FaultSet,
 }
 
@@ -91,6 +94,7 @@ impl FaultProxy {
             upstream: upstream.trim_end_matches('/').to_string(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             counters: Counters::default(),
+            decrypted: Counters::default(),
             faults: FaultSet::default(),
         });
         let task = runtime.spawn(serve(listener, state.clone()));
@@ -109,6 +113,12 @@ impl FaultProxy {
     /// Attempts of `(service, operation)` since the last reset, faulted ones included.
     pub fn count(&self, service: &str, operation: &str) -> u64 {
         self.state.counters.get(service, operation).0
+    }
+
+    /// Attempts of `(service, operation)` whose JSON body asks `"WithDecryption": true` (SSM
+    /// value reads; a version check's `GetParameters` asks for no decryption).
+    pub fn count_decrypted(&self, service: &str, operation: &str) -> u64 {
+        self.state.decrypted.get(service, operation).0
     }
 
     /// Attempts of `(service, operation)` to which a fault rule applied.
@@ -133,6 +143,7 @@ impl FaultProxy {
 
     pub fn reset_counts(&self) {
         self.state.counters.reset();
+        self.state.decrypted.reset();
     }
 
     /// Adds a fault rule (after the existing ones).
@@ -213,6 +224,9 @@ async fn handle(
     );
     let fault = state.faults.take(&key);
     state.counters.record(&key, fault.is_some());
+    if asks_decryption(&body) {
+        state.decrypted.record(&key, fault.is_some());
+    }
     match fault {
         None => {}
         Some(FaultKind::Latency(delay)) => tokio::time::sleep(delay).await,
@@ -222,6 +236,14 @@ async fn handle(
         }
     }
     Ok(forward(&state, parts, body).await)
+}
+
+/// True for an awsJson body with `"WithDecryption": true`.
+fn asks_decryption(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("WithDecryption").and_then(|d| d.as_bool()))
+        .unwrap_or(false)
 }
 
 const HOP_BY_HOP: [&str; 8] = [
