@@ -226,7 +226,15 @@ async fn scenario(n: usize) -> Figures {
     eprintln!("scale: N={n}: starting the operator");
     let op = env.spawn_operator_logging(
         "bench",
-        &["--rotation-check-interval", &format!("{CHECK_SECONDS}s")],
+        // The defaults, which the test harness otherwise shortens or turns off.
+        &[
+            "--rotation-check-interval",
+            &format!("{CHECK_SECONDS}s"),
+            "--read-sharing",
+            "2s",
+            "--tracked-read-sharing",
+            "15m",
+        ],
         "info",
     );
     let started = Instant::now();
