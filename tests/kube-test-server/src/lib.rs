@@ -148,6 +148,7 @@ mod gofmt;
 mod http;
 mod openapi;
 mod patch;
+mod present;
 mod protobuf;
 mod prune;
 mod registry;
@@ -167,7 +168,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-pub use faults::Fault;
+pub use faults::{Fault, LatencySummary};
 pub use token::ISSUER as TOKEN_ISSUER;
 
 /// Tuning knobs; [`Default`] is what [`TestServer::start`] uses.
@@ -214,6 +215,7 @@ impl TestServer {
         let shared = Arc::new(http::Shared {
             store: Mutex::new(store::Store::new(opts.history_limit)),
             counters: Mutex::new(faults::Counters::default()),
+            latencies: Mutex::new(faults::Latencies::default()),
             faults: Mutex::new(faults::Faults::default()),
             drop_watches: tokio::sync::watch::channel(0).0,
             shutdown: tokio::sync::watch::channel(false).0,
@@ -292,8 +294,16 @@ impl TestServer {
             .token_requests(ns, name)
     }
 
+    /// How long the server took per (verb, resource) (see [`LatencySummary`]); the keys are
+    /// those of [`TestServer::request_counts`].
+    pub fn latencies(&self) -> BTreeMap<(String, String), LatencySummary> {
+        self.shared.latencies.lock().expect("lock").summaries()
+    }
+
+    /// Zeroes the request counters, TokenRequest counts and latencies.
     pub fn reset_counters(&self) {
-        self.shared.counters.lock().expect("lock").reset()
+        self.shared.counters.lock().expect("lock").reset();
+        self.shared.latencies.lock().expect("lock").reset();
     }
 
     /// Adds a fault; the first matching fault applies to a request.
