@@ -13,6 +13,10 @@
 //! 3. watch event latency: the time from sending a write to its event on an open watch;
 //! 4. under load: every Secret is re-applied (32 in flight) while LISTs of all Secrets run;
 //! 5. the reflectors must end up holding all N Secrets with their last data.
+//!
+//! Each figure is the client's (wall time, includes this debug-built load client), then the
+//! server's own (`TestServer::latencies`, p50/p99) and the server process's CPU time per request
+//! (robust to a busy machine).
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -122,26 +126,33 @@ impl ServerProcess {
 
     /// The server's latencies since [`ServerProcess::phase`] for `key` ("list secrets") and
     /// the CPU it used since `cpu0`, per request.
-    fn report(&mut self, key: &str, cpu0: Duration) -> String {
+    /// The server's latencies for `key` and the CPU it used since `cpu0` per request (of
+    /// `requests` sent in the phase).
+    fn report(&mut self, key: &str, cpu0: Duration, requests: usize) -> String {
         let cpu = (self.cpu() - cpu0).as_secs_f64() * 1000.0;
-        let (text, count) = self.latency(key);
-        format!("{text}, CPU {:.1} ms per request", cpu / count.max(1.0))
+        format!(
+            "{}, server CPU {:.1} ms per request",
+            self.latency(key),
+            cpu / requests.max(1) as f64
+        )
     }
 
-    /// The server's latencies since [`ServerProcess::phase`] for `key`, and their count.
-    fn latency(&mut self, key: &str) -> (String, f64) {
+    /// The server's latencies since [`ServerProcess::phase`] for `key`.
+    fn latency(&mut self, key: &str) -> String {
         writeln!(self.stdin, "stats").expect("server stdin");
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("server stats");
         let stats: Value = serde_json::from_str(&line).expect("stats json");
         let s = &stats[key];
-        let count = s["count"].as_f64().unwrap_or(0.0);
-        let text = format!(
-            "server: p50 {:.1} ms p99 {:.1} ms (n={count})",
+        if s.is_null() {
+            return "server: (no latencies)".into();
+        }
+        format!(
+            "server: p50 {:.1} ms p99 {:.1} ms (n={})",
             s["p50"].as_f64().unwrap_or(0.0),
             s["p99"].as_f64().unwrap_or(0.0),
-        );
-        (text, count)
+            s["count"]
+        )
     }
 
     /// CPU time of all the server's threads.
@@ -401,7 +412,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
         create_secrets.show(),
         n,
         t.elapsed().as_secs_f64(),
-        server.report("patch secrets", cpu)
+        server.report("patch secrets", cpu, n)
     );
     let bodies = (0..n)
         .map(|i| {
@@ -417,7 +428,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     println!(
         "apply (create) custom object: {}\n  {}",
         create_custom.show(),
-        server.report("patch loads", cpu)
+        server.report("patch loads", cpu, n)
     );
     let (rss, _) = server.rss_mib();
     println!(
@@ -442,7 +453,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     println!(
         "GET Secret: {}\n  {}",
         get.show(),
-        server.report("get secrets", cpu)
+        server.report("get secrets", cpu, get.0.len())
     );
 
     let mut list_all = Figures::new();
@@ -459,7 +470,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
         "LIST all Secrets ({} KiB): {}\n  {}",
         bytes / 1024,
         list_all.show(),
-        server.report("list secrets", cpu)
+        server.report("list secrets", cpu, list_all.0.len())
     );
 
     let mut list_custom = Figures::new();
@@ -477,7 +488,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     println!(
         "LIST all custom objects: {}\n  {}",
         list_custom.show(),
-        server.report("list loads", cpu)
+        server.report("list loads", cpu, list_custom.0.len())
     );
 
     let mut list_sel = Figures::new();
@@ -502,10 +513,11 @@ async fn run(n: usize) -> anyhow::Result<()> {
     println!(
         "LIST one namespace, label selector ({want} items): {}\n  {}",
         list_sel.show(),
-        server.report("list secrets", cpu)
+        server.report("list secrets", cpu, list_sel.0.len())
     );
 
     let mut paged = Figures::new();
+    let mut pages = 0;
     let cpu = server.phase();
     for _ in 0..3 {
         let t = Instant::now();
@@ -518,6 +530,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
                 path.push_str(&format!("&continue={token}"));
             }
             let (_, text) = raw_get(&client, &path).await?;
+            pages += 1;
             let v: Value = serde_json::from_str(&text)?;
             let page_rv = v["metadata"]["resourceVersion"].as_str().map(String::from);
             if let Some(rv) = &rv {
@@ -549,7 +562,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     println!(
         "LIST all Secrets in pages of 500 (whole walk): {}\n  per page {}",
         paged.show(),
-        server.report("list secrets", cpu)
+        server.report("list secrets", cpu, pages)
     );
 
     // 3. Watch event latency on one namespace, with everything present.
@@ -596,7 +609,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     println!(
         "write -> watch event (incl. the write): {}\n  the write: {}",
         watch_latency.show(),
-        server.report("patch secrets", cpu)
+        server.report("patch secrets", cpu, watch_latency.0.len())
     );
     drop(events);
 
@@ -622,13 +635,13 @@ async fn run(n: usize) -> anyhow::Result<()> {
     println!(
         "apply (update) Secret under load: {}\n  {}",
         update_secrets.show(),
-        server.latency("patch secrets").0
+        server.latency("patch secrets")
     );
     let _ = cpu;
     println!(
         "LIST all Secrets during the updates: {}\n  {}",
         list_load.show(),
-        server.latency("list secrets").0
+        server.latency("list secrets")
     );
 
     // 5. Reflectors converge on the last data.
