@@ -1,6 +1,6 @@
-//! Request counters and fault injection, keyed by (verb, resource) where verb is one of
-//! get|list|watch|create|update|patch|delete|deletecollection and resource is the plural,
-//! with `/status` appended for the status subresource.
+//! Request counters, latencies and fault injection, keyed by (verb, resource) where verb is one
+//! of get|list|watch|create|update|patch|delete|deletecollection (the API server's audit verbs)
+//! and resource is the plural, with `/status` appended for the status subresource.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -134,5 +134,105 @@ impl Counters {
     pub fn reset(&mut self) {
         self.counts.clear();
         self.tokens.clear();
+    }
+}
+
+/// How long the server took to answer one (verb, resource), from [`crate::TestServer::latencies`]:
+/// from routing the request (its body already read) to the response being ready to send, with
+/// the whole body serialized (for a watch: until its stream starts). Injected fault latency is
+/// included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub total: Duration,
+}
+
+/// Samples per (verb, resource), in microseconds; past this many, only count, total and max
+/// are kept up to date.
+const MAX_SAMPLES: usize = 1_000_000;
+
+#[derive(Debug, Default)]
+struct Samples {
+    micros: Vec<u32>,
+    count: u64,
+    total_micros: u64,
+    max_micros: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Latencies {
+    by_key: BTreeMap<(String, String), Samples>,
+}
+
+impl Latencies {
+    pub fn record(&mut self, verb: &str, resource: &str, took: Duration) {
+        let key = (verb.to_string(), resource.to_string());
+        let s = self.by_key.entry(key).or_default();
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        if s.micros.len() < MAX_SAMPLES {
+            s.micros.push(u32::try_from(us).unwrap_or(u32::MAX));
+        }
+        s.count += 1;
+        s.total_micros = s.total_micros.saturating_add(us);
+        s.max_micros = s.max_micros.max(us);
+    }
+
+    pub fn summaries(&self) -> BTreeMap<(String, String), LatencySummary> {
+        self.by_key
+            .iter()
+            .map(|(k, s)| {
+                let mut v = s.micros.clone();
+                v.sort_unstable();
+                let pct = |p: usize| -> Duration {
+                    v.get((v.len() * p / 100).min(v.len().saturating_sub(1)))
+                        .map(|us| Duration::from_micros(u64::from(*us)))
+                        .unwrap_or_default()
+                };
+                let summary = LatencySummary {
+                    count: s.count,
+                    p50: pct(50),
+                    p90: pct(90),
+                    p99: pct(99),
+                    max: Duration::from_micros(s.max_micros),
+                    total: Duration::from_micros(s.total_micros),
+                };
+                (k.clone(), summary)
+            })
+            .collect()
+    }
+
+    pub fn reset(&mut self) {
+        self.by_key.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_percentiles() {
+        let mut l = Latencies::default();
+        for ms in 1..=100 {
+            l.record("list", "secrets", Duration::from_millis(ms));
+        }
+        l.record("get", "secrets", Duration::from_micros(7));
+        let s = l.summaries();
+        let list = s[&("list".to_string(), "secrets".to_string())];
+        assert_eq!(list.count, 100);
+        assert_eq!(list.p50, Duration::from_millis(51));
+        assert_eq!(list.p99, Duration::from_millis(100));
+        assert_eq!(list.max, Duration::from_millis(100));
+        assert_eq!(list.total, Duration::from_millis(5050));
+        assert_eq!(
+            s[&("get".to_string(), "secrets".to_string())].p50,
+            Duration::from_micros(7)
+        );
+        l.reset();
+        assert!(l.summaries().is_empty());
     }
 }

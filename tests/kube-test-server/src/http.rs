@@ -15,15 +15,18 @@ use http::{HeaderMap, Method};
 use serde_json::{json, Value};
 
 use crate::discovery;
-use crate::faults::{Counters, Faults};
+use crate::faults::{Counters, Faults, Latencies};
 use crate::fields::Scope;
 use crate::openapi;
 use crate::patch;
+use crate::present::{self, ListBody, Presented};
 use crate::prune::{self, FieldValidation};
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{success_status, ApiError, ApiResult};
-use crate::store::{DeleteOptions, DeleteOutcome, ObjKey, Propagation, Store, WriteCtx};
+use crate::store::{
+    DeleteOptions, DeleteOutcome, Obj, ObjKey, Propagation, Store, Stored, WriteCtx,
+};
 use crate::table;
 use crate::watch::{self, WatchRequest};
 
@@ -31,6 +34,7 @@ use crate::watch::{self, WatchRequest};
 pub struct Shared {
     pub store: Mutex<Store>,
     pub counters: Mutex<Counters>,
+    pub latencies: Mutex<Latencies>,
     pub faults: Mutex<Faults>,
     /// Bumped by `drop_watches()`: every open watch aborts.
     pub drop_watches: tokio::sync::watch::Sender<u64>,
@@ -50,11 +54,15 @@ fn json_response(code: u16, v: &Value) -> Response {
 }
 
 fn json_response_typed(code: u16, v: &Value, content_type: &str) -> Response {
+    bytes_response(code, present::to_vec(v), content_type)
+}
+
+fn bytes_response(code: u16, body: Vec<u8>, content_type: &str) -> Response {
     Response::builder()
         .status(code)
         .header("content-type", content_type)
         .header("cache-control", "no-cache, private")
-        .body(Body::from(serde_json::to_vec(v).expect("serializable")))
+        .body(Body::from(body))
         .expect("response")
 }
 
@@ -349,32 +357,72 @@ impl Request2<'_> {
         }
     }
 
-    fn present(&self, obj: &Value) -> Value {
-        let mut o = obj.clone();
-        o["apiVersion"] = json!(self.rt.api_version(&self.rp.version));
-        o
+    fn api_version(&self) -> String {
+        self.rt.api_version(&self.rp.version)
     }
 
-    /// Single-object response in the negotiated representation.
-    fn object_response(&self, code: u16, obj: &Value) -> Response {
-        let v = match self.output {
-            Output::Metadata => json!({
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": obj["metadata"],
-            }),
-            Output::Table => table::table(
+    fn include_object(&self) -> &str {
+        self.query
+            .get("includeObject")
+            .map(String::as_str)
+            .unwrap_or("Metadata")
+    }
+
+    /// Single-object response in the negotiated representation, serialized from the stored
+    /// object (call it without the store lock held).
+    fn object_response(&self, code: u16, obj: &Stored) -> Response {
+        let av = self.api_version();
+        let body = match self.output {
+            Output::Metadata => present::to_vec(&Presented::Metadata(obj)),
+            Output::Table => present::to_vec(&table::table(
                 &self.rt,
-                &[self.present(obj)],
+                &[obj],
+                &av,
                 json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
-                self.query
-                    .get("includeObject")
-                    .map(String::as_str)
-                    .unwrap_or("Metadata"),
-            ),
-            _ => self.present(obj),
+                self.include_object(),
+            )),
+            _ => present::to_vec(&Presented::Stored {
+                obj,
+                api_version: &av,
+            }),
         };
-        json_response(code, &v)
+        bytes_response(code, body, "application/json")
+    }
+
+    /// A list body of `items` in the negotiated representation.
+    fn list_response(&self, items: &[Obj], meta: Value) -> Response {
+        let av = self.api_version();
+        let body = match self.output {
+            Output::Metadata => present::to_vec(&ListBody {
+                kind: "PartialObjectMetadataList",
+                api_version: "meta.k8s.io/v1",
+                metadata: &meta,
+                items: items.iter().map(|o| Presented::Metadata(o)).collect(),
+            }),
+            Output::Table => {
+                let objs: Vec<&Value> = items.iter().map(|o| o.value()).collect();
+                present::to_vec(&table::table(
+                    &self.rt,
+                    &objs,
+                    &av,
+                    meta,
+                    self.include_object(),
+                ))
+            }
+            _ => present::to_vec(&ListBody {
+                kind: &self.rt.list_kind,
+                api_version: &av,
+                metadata: &meta,
+                items: items
+                    .iter()
+                    .map(|o| Presented::Stored {
+                        obj: o,
+                        api_version: &av,
+                    })
+                    .collect(),
+            }),
+        };
+        bytes_response(200, body, "application/json")
     }
 
     fn selectors(&self) -> ApiResult<(LabelSelector, FieldSelector)> {
@@ -447,7 +495,40 @@ async fn resource(
             counters.token_request(ns.unwrap_or_default(), name.unwrap_or_default());
         }
     }
-    let fault = shared.faults.lock().expect("lock").take(verb, &counted);
+    let started = std::time::Instant::now();
+    let answer = serve_resource(
+        shared,
+        headers,
+        query,
+        output,
+        body,
+        rp,
+        verb,
+        &counted,
+        token_request,
+    )
+    .await;
+    shared
+        .latencies
+        .lock()
+        .expect("lock")
+        .record(verb, &counted, started.elapsed());
+    answer
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_resource(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    output: Output,
+    body: &[u8],
+    rp: ResPath,
+    verb: &'static str,
+    counted: &str,
+    token_request: bool,
+) -> ApiResult<Response> {
+    let fault = shared.faults.lock().expect("lock").take(verb, counted);
     if let Some(f) = fault {
         if let Some(d) = f.latency {
             tokio::time::sleep(d).await;
@@ -532,12 +613,16 @@ fn is_token_request(rp: &ResPath) -> bool {
 }
 
 fn get(r: &Request2) -> ApiResult<Response> {
-    let store = r.shared.store.lock().expect("store lock");
     let ns = if r.rt.namespaced { r.ns() } else { "" };
-    let obj = store
+    let obj = r
+        .shared
+        .store
+        .lock()
+        .expect("store lock")
         .get(&r.rt.key(), ns, r.name())
+        .cloned()
         .ok_or_else(|| ApiError::not_found(&r.rt.group, &r.rt.plural, r.name()))?;
-    Ok(r.object_response(200, obj))
+    Ok(r.object_response(200, &obj))
 }
 
 /// Continue tokens pin the list's resourceVersion and the last key returned.
@@ -572,8 +657,17 @@ fn list(r: &Request2) -> ApiResult<Response> {
             .max(0) as usize,
         _ => 0,
     };
+    // Where to look: the request's namespace (or a `metadata.namespace` field selector's),
+    // "" for cluster-scoped resources, and a `metadata.name` field selector's object.
+    let ns: Option<String> = if r.rt.namespaced {
+        r.rp.ns
+            .clone()
+            .or_else(|| fields.required("metadata.namespace").map(String::from))
+    } else {
+        Some(String::new())
+    };
+    let ns = ns.as_deref();
     let store = r.shared.store.lock().expect("store lock");
-    let ns = r.rp.ns.as_deref();
     let current = store.current_rv();
     let (snapshot_rv, start_after) = match r.query.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
@@ -604,87 +698,60 @@ fn list(r: &Request2) -> ApiResult<Response> {
             }
         }
     };
-    // Objects as of the snapshot: current state with newer history undone.
-    let objs: Vec<(ObjKey, Value)> = match snapshot_rv {
-        Some(rv) if rv < current => {
-            let events = store.events_after(rv).ok_or_else(|| {
+    // Under the lock only shared handles are taken; serialization (and, for unpaged lists, the
+    // selectors) come after. Like the real server, a paged list with selectors stops at the
+    // page and leaves `remainingItemCount` unset; without selectors the rest is only counted.
+    let filtered = !labels.is_empty() || !fields.is_empty();
+    let mut page: Vec<Obj> = Vec::new();
+    let mut more = 0usize;
+    let mut visit = |o: &Obj| -> bool {
+        if limit == 0 {
+            page.push(o.clone());
+            return true;
+        }
+        if filtered && !(labels.matches(o) && fields.matches(o)) {
+            return true;
+        }
+        if page.len() < limit {
+            page.push(o.clone());
+            return true;
+        }
+        more += 1;
+        !filtered
+    };
+    match snapshot_rv {
+        Some(rv) if rv < current => store
+            .snapshot(&r.rt.key(), ns, rv, start_after.as_ref(), &mut visit)
+            .ok_or_else(|| {
                 if start_after.is_some() {
                     ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
                 } else {
                     ApiError::gone(format!("Timeout: Too old resource version: {rv} ({})", store.oldest_rv() + 1))
                 }
-            })?;
-            let mut m: std::collections::BTreeMap<ObjKey, Value> = store
-                .list(&r.rt.key(), None)
-                .into_iter()
-                .map(|o| (key_of(o), o.clone()))
-                .collect();
-            for ev in events.iter().rev().filter(|e| e.res == r.rt.key()) {
-                match (&ev.etype, &ev.prev) {
-                    (crate::store::EventType::Added, _) => {
-                        m.remove(&key_of(&ev.object));
-                    }
-                    (_, Some(prev)) => {
-                        m.insert(key_of(prev), prev.clone());
-                    }
-                    _ => {}
-                }
-            }
-            m.into_iter()
-                .filter(|(k, _)| ns.is_none_or(|n| k.0 == n))
-                .collect()
-        }
-        _ => store
-            .list(&r.rt.key(), ns)
-            .into_iter()
-            .map(|o| (key_of(o), o.clone()))
-            .collect(),
+            })?,
+        _ => store.select(
+            &r.rt.key(),
+            ns,
+            &labels,
+            fields.required("metadata.name"),
+            start_after.as_ref(),
+            &mut visit,
+        ),
     };
     let list_rv = snapshot_rv.unwrap_or(current);
     drop(store);
-    let mut selected: Vec<(ObjKey, Value)> = objs
-        .into_iter()
-        .filter(|(k, o)| {
-            start_after.as_ref().is_none_or(|s| k > s) && labels.matches(o) && fields.matches(o)
-        })
-        .collect();
-    let mut meta = json!({"resourceVersion": list_rv.to_string()});
-    if limit > 0 && selected.len() > limit {
-        let remaining = selected.len() - limit;
-        selected.truncate(limit);
-        let last = &selected.last().expect("non-empty").0;
-        meta["continue"] = json!(encode_continue(list_rv, last));
-        meta["remainingItemCount"] = json!(remaining);
+    if limit == 0 && filtered {
+        page.retain(|o| labels.matches(o) && fields.matches(o));
     }
-    let items: Vec<Value> = selected.iter().map(|(_, o)| r.present(o)).collect();
-    let v = match r.output {
-        Output::Metadata => json!({
-            "kind": "PartialObjectMetadataList",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": meta,
-            "items": items.iter().map(|o| json!({
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": o["metadata"],
-            })).collect::<Vec<_>>(),
-        }),
-        Output::Table => table::table(
-            &r.rt,
-            &items,
-            meta,
-            r.query
-                .get("includeObject")
-                .map(String::as_str)
-                .unwrap_or("Metadata"),
-        ),
-        _ => json!({
-            "kind": r.rt.list_kind,
-            "apiVersion": r.rt.api_version(&r.rp.version),
-            "metadata": meta,
-            "items": items,
-        }),
-    };
-    Ok(json_response(200, &v))
+    let mut meta = json!({"resourceVersion": list_rv.to_string()});
+    if more > 0 {
+        let last = key_of(page.last().expect("a full page"));
+        meta["continue"] = json!(encode_continue(list_rv, &last));
+        if !filtered {
+            meta["remainingItemCount"] = json!(more);
+        }
+    }
+    Ok(r.list_response(&page, meta))
 }
 
 fn key_of(o: &Value) -> ObjKey {
@@ -734,8 +801,12 @@ fn create(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response>
     let mut obj = decode_body(r, headers, body)?;
     let warnings = prune::request_object(&r.rt, &r.rp.version, mode, &mut obj)?;
     let ctx = r.write_ctx(headers)?;
-    let mut store = r.shared.store.lock().expect("store lock");
-    let created = store.create(&ctx, r.ns(), obj)?;
+    let created = r
+        .shared
+        .store
+        .lock()
+        .expect("store lock")
+        .create(&ctx, r.ns(), obj)?;
     Ok(with_warnings(r.object_response(201, &created), &warnings))
 }
 
@@ -744,8 +815,13 @@ fn update(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response>
     let mut obj = decode_body(r, headers, body)?;
     let warnings = prune::request_object(&r.rt, &r.rp.version, mode, &mut obj)?;
     let ctx = r.write_ctx(headers)?;
-    let mut store = r.shared.store.lock().expect("store lock");
-    let updated = store.update(&ctx, r.ns(), r.name(), obj, r.scope())?;
+    let updated = r.shared.store.lock().expect("store lock").update(
+        &ctx,
+        r.ns(),
+        r.name(),
+        obj,
+        r.scope(),
+    )?;
     Ok(with_warnings(r.object_response(200, &updated), &warnings))
 }
 
@@ -771,18 +847,24 @@ fn patch_(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response>
         let applied = crate::apply::parse_body(body)?;
         prune::check_applied(&r.rt, &r.rp.version, &applied)?;
         let force = truthy(r.query, "force");
-        let mut store = r.shared.store.lock().expect("store lock");
-        let (obj, created) = store.apply(&ctx, r.ns(), &name, applied, scope, force)?;
+        let (obj, created) = r.shared.store.lock().expect("store lock").apply(
+            &ctx,
+            r.ns(),
+            &name,
+            applied,
+            scope,
+            force,
+        )?;
         return Ok(r.object_response(if created { 201 } else { 200 }, &obj));
     }
     let patch_body: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-    let mut store = r.shared.store.lock().expect("store lock");
     let mut warnings = Vec::new();
     let mut prune_patched = |o: &mut Value| -> ApiResult<()> {
         warnings = prune::patched_object(&r.rt, &r.rp.version, mode, o)?;
         Ok(())
     };
+    let mut store = r.shared.store.lock().expect("store lock");
     let obj = match ct.as_str() {
         "application/merge-patch+json" => store.patch(&ctx, r.ns(), &name, scope, |o| {
             patch::merge_patch(o, &patch_body);
@@ -803,6 +885,7 @@ fn patch_(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response>
         }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
+    drop(store);
     Ok(with_warnings(r.object_response(200, &obj), &warnings))
 }
 
@@ -878,8 +961,12 @@ fn delete_body(r: &Request2, outcome: DeleteOutcome) -> Response {
 fn delete(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
     let opts = delete_options(r, headers, body)?;
     let ctx = r.write_ctx(headers)?;
-    let mut store = r.shared.store.lock().expect("store lock");
-    let outcome = store.delete(&ctx, r.ns(), r.name(), &opts)?;
+    let outcome =
+        r.shared
+            .store
+            .lock()
+            .expect("store lock")
+            .delete(&ctx, r.ns(), r.name(), &opts)?;
     Ok(delete_body(r, outcome))
 }
 
@@ -892,27 +979,36 @@ fn delete_collection(r: &Request2, headers: &HeaderMap, body: &[u8]) -> ApiResul
         .list(&r.rt.key(), r.rp.ns.as_deref())
         .into_iter()
         .filter(|o| labels.matches(o) && fields.matches(o))
-        .map(key_of)
+        .map(|o| key_of(&o))
         .collect();
     let mut items = Vec::new();
     for (ns, name) in targets {
         match store.delete(&ctx, &ns, &name, &opts) {
-            Ok(DeleteOutcome::Deleted(o)) | Ok(DeleteOutcome::Pending(o)) => {
-                items.push(r.present(&o))
-            }
+            Ok(DeleteOutcome::Deleted(o)) | Ok(DeleteOutcome::Pending(o)) => items.push(o),
             // Already removed by garbage collection of an earlier target.
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }
     }
     let rv = store.current_rv();
-    Ok(json_response(
+    drop(store);
+    let av = r.api_version();
+    let meta = json!({"resourceVersion": rv.to_string()});
+    let body = ListBody {
+        kind: &r.rt.list_kind,
+        api_version: &av,
+        metadata: &meta,
+        items: items
+            .iter()
+            .map(|o| Presented::Stored {
+                obj: o,
+                api_version: &av,
+            })
+            .collect(),
+    };
+    Ok(bytes_response(
         200,
-        &json!({
-            "kind": r.rt.list_kind,
-            "apiVersion": r.rt.api_version(&r.rp.version),
-            "metadata": {"resourceVersion": rv.to_string()},
-            "items": items,
-        }),
+        present::to_vec(&body),
+        "application/json",
     ))
 }

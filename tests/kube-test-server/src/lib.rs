@@ -25,10 +25,12 @@
 //! - [`TestServer::url`], [`TestServer::client`], [`TestServer::kubeconfig_yaml`],
 //!   [`TestServer::write_kubeconfig`]
 //! - [`TestServer::request_count`], [`TestServer::request_counts`],
-//!   [`TestServer::reset_counters`]: verbs are `get|list|watch|create|update|patch|delete|
-//!   deletecollection`, resources the plural (`secrets`), with `/status` for the subresource
+//!   [`TestServer::reset_counters`]: verbs are the API server's audit verbs (`get` for one
+//!   object, `list` for a collection, `watch` for `?watch=true`, `create|update|patch|delete|
+//!   deletecollection`), resources the plural (`secrets`), with `/status` for the subresource
 //!   (and `serviceaccounts/token` for TokenRequests); [`TestServer::token_requests`] counts
-//!   TokenRequests per ServiceAccount
+//!   TokenRequests per ServiceAccount; [`TestServer::latencies`] summarizes how long the server
+//!   took per (verb, resource) ([`LatencySummary`]: count, p50, p90, p99, max, total)
 //! - [`TestServer::inject`] / [`TestServer::clear_faults`] with [`Fault`]
 //! - [`TestServer::drop_watches`]: aborts every open watch connection
 //! - [`TestServer::shutdown`]
@@ -66,7 +68,8 @@
 //!   signature: nothing can verify it.
 //! - Reads: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, `k`, `!k`, `>`,
 //!   `<`; field selectors on `metadata.name`, `metadata.namespace` and a few per-kind fields;
-//!   `limit`/`continue` over a consistent snapshot; `resourceVersionMatch=Exact` served from
+//!   `limit`/`continue` over a consistent snapshot, with `remainingItemCount` only when no
+//!   selector filters the list, as on the real server; `resourceVersionMatch=Exact` served from
 //!   history), watch (see [`ServerOptions`]), `kubectl get` Tables, and metadata-only
 //!   (`PartialObjectMetadata[List]`) responses.
 //! - Request bodies: JSON, YAML, and `application/vnd.kubernetes.protobuf` (what kubectl's typed
@@ -87,6 +90,51 @@
 //!   merge/JSON patch (422), Warn answers `Warning: 299 - "unknown field \"spec.x\""` headers,
 //!   Ignore prunes silently. Server-side apply of an undeclared field is a 500 whatever the
 //!   directive, as on the real server.
+//!
+//! ## Scale
+//!
+//! Built to hold 10 000 objects of each kind with GET, apply and watch-event latencies that do
+//! not grow with the object count and LISTs that cost in proportion to what they return:
+//! - Each object is kept once, as a shared `Arc` of its JSON value that the store, the change
+//!   history (as one event's object and the next one's previous state), watches and responses
+//!   all point to; its encoding is made on first read and then copied into every GET, LIST and
+//!   watch event that serves it in its stored version (no re-serialization per request).
+//! - Indexes, updated on each write in O(log n): per resource, objects by (namespace, name), so
+//!   a namespace is one range; by label (key, value), used when a selector has an `=`/`==` or
+//!   `in` requirement; across resources, by uid, dependents by owner uid (garbage collection),
+//!   and object counts per namespace. A `metadata.name` field selector in a namespace is a
+//!   lookup. No write scans the store or the history (found in it by binary search).
+//! - Requests hold the one store lock only to write or to take handles to what they return;
+//!   selectors of unpaged lists, serialization and watch events' encoding run after it. A paged
+//!   list (`limit`) stops at the page (it only counts the rest, for `remainingItemCount`).
+//! - Watch events go to each watch as a shared handle; a watch that falls more than 4096 events
+//!   behind takes what it missed from the history instead of being cut off (and ends, for the
+//!   client to resume and get 410, only once the history no longer reaches back).
+//!
+//! Measured with `cargo run -q -p kube-test-server --example load -- 1000 10000` (debug build,
+//! the profile tests use; server in its own process; N Secrets and N custom objects over 4
+//! namespaces created by server-side apply with 32 in flight while two kube-runtime reflectors
+//! watch all Secrets; server-side p50 and the server's CPU per request; on a shared 2-core
+//! machine, so wall times vary), before and after this design:
+//!
+//! | 10 000 Secrets + 10 000 custom objects         | before                   | after                  |
+//! |------------------------------------------------|--------------------------|------------------------|
+//! | apply (create), server CPU per request         | 1.0 ms                   | 1.0 ms (p50 0.6 ms)    |
+//! | GET, server CPU per request                    | 0.5 ms                   | 0.3 ms (p50 0.1 ms)    |
+//! | LIST all Secrets (7 MiB): p50, server CPU      | 1 673 ms, 1 059 ms       | 118 ms, 50 ms          |
+//! | LIST all custom objects: p50, server CPU       | 1 543 ms, 973 ms         | 68 ms, 36 ms           |
+//! | LIST one namespace, `app=load,shard=3` (500)   | 188 ms, 115 ms           | 10 ms, 5.7 ms          |
+//! | LIST all in pages of 500: walk, CPU per page   | 12.8 s, 298 ms           | 0.84 s, 6.1 ms         |
+//! | write to its event on an open watch, p50       | 8.2 ms                   | 3.9 ms                 |
+//! | LIST all while every Secret is re-applied, p50 | 6.4 s                    | 0.62 s                 |
+//! | apply while LISTs run, p99 / max               | 784 ms / 6.6 s           | 393 ms / 0.7 s         |
+//! | server RSS: 20 000 objects / after the updates | 287 / 901 MiB            | 240 / 340 MiB          |
+//!
+//! At 1 000 of each, LIST all Secrets went from 234 ms (157 ms CPU) to 14 ms (5.1 ms CPU). Wall
+//! times of applies are the load client's (32 in flight, debug build); the server answers an
+//! apply in 0.6 ms (p50). What stays per object is mostly `serde_json::Value`'s map nodes
+//! (about 11 KiB for a Secret with its managedFields; the encoding adds under 1 KiB); after the
+//! updates the history (10 000 events) also holds each object's previous state.
 //!
 //! ## Differences from a real API server
 //!
@@ -128,6 +176,8 @@
 //!   request. `Foreground` deletes dependents before the owner in the same request instead of
 //!   holding the owner with a `foregroundDeletion` finalizer. Deleting a CRD removes its objects
 //!   regardless of their finalizers.
+//! - A paged list with selectors sets `continue` only when another match exists (the real
+//!   server may send a token leading to an empty page).
 //! - Plain `resourceVersion` on list is "not older than" (served from current state);
 //!   `resourceVersionMatch=Exact` and continue tokens are served from the event history and
 //!   answer 410 when it no longer reaches back. The history is global (all resources), bounded
@@ -148,6 +198,7 @@ mod gofmt;
 mod http;
 mod openapi;
 mod patch;
+mod present;
 mod protobuf;
 mod prune;
 mod registry;
@@ -167,7 +218,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-pub use faults::Fault;
+pub use faults::{Fault, LatencySummary};
 pub use token::ISSUER as TOKEN_ISSUER;
 
 /// Tuning knobs; [`Default`] is what [`TestServer::start`] uses.
@@ -214,6 +265,7 @@ impl TestServer {
         let shared = Arc::new(http::Shared {
             store: Mutex::new(store::Store::new(opts.history_limit)),
             counters: Mutex::new(faults::Counters::default()),
+            latencies: Mutex::new(faults::Latencies::default()),
             faults: Mutex::new(faults::Faults::default()),
             drop_watches: tokio::sync::watch::channel(0).0,
             shutdown: tokio::sync::watch::channel(false).0,
@@ -292,8 +344,16 @@ impl TestServer {
             .token_requests(ns, name)
     }
 
+    /// How long the server took per (verb, resource) (see [`LatencySummary`]); the keys are
+    /// those of [`TestServer::request_counts`].
+    pub fn latencies(&self) -> BTreeMap<(String, String), LatencySummary> {
+        self.shared.latencies.lock().expect("lock").summaries()
+    }
+
+    /// Zeroes the request counters, TokenRequest counts and latencies.
     pub fn reset_counters(&self) {
-        self.shared.counters.lock().expect("lock").reset()
+        self.shared.counters.lock().expect("lock").reset();
+        self.shared.latencies.lock().expect("lock").reset();
     }
 
     /// Adds a fault; the first matching fault applies to a request.

@@ -3,6 +3,7 @@
 //! CRD appears (and disappears) everywhere at once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -34,10 +35,11 @@ pub struct ResourceType {
     pub printer_columns: Vec<Value>,
     /// `openAPIV3Schema` of the preferred version: its CEL rules (`x-kubernetes-validations`)
     /// are enforced on writes, as the real server does.
-    pub schema: Option<Value>,
+    /// Shared: a request's copy of its `ResourceType` does not copy the schemas.
+    pub schema: Option<Arc<Value>>,
     /// `openAPIV3Schema` of every served version: writes are pruned, defaulted and validated
     /// against the schema of the version they were sent in (see [`crate::schema`]).
-    pub version_schemas: BTreeMap<String, Value>,
+    pub version_schemas: BTreeMap<String, Arc<Value>>,
 }
 
 impl ResourceType {
@@ -99,7 +101,7 @@ impl ResourceType {
     }
 
     pub fn schema_for(&self, version: &str) -> Option<&Value> {
-        self.version_schemas.get(version)
+        self.version_schemas.get(version).map(|s| &**s)
     }
 }
 
@@ -380,13 +382,15 @@ pub fn crd_resource_type(crd: &Value) -> ApiResult<ResourceType> {
         .iter()
         .find(|v| v["name"].as_str() == Some(preferred.as_str()))
         .map(|v| v["schema"]["openAPIV3Schema"].clone())
-        .filter(|s| s.is_object());
+        .filter(|s| s.is_object())
+        .map(Arc::new);
     let version_schemas = versions
         .iter()
         .filter(|v| v["served"] != Value::Bool(false))
         .filter_map(|v| {
             let schema = &v["schema"]["openAPIV3Schema"];
-            Some((v["name"].as_str()?.to_string(), schema.clone())).filter(|_| schema.is_object())
+            Some((v["name"].as_str()?.to_string(), Arc::new(schema.clone())))
+                .filter(|_| schema.is_object())
         })
         .collect();
     let printer_columns = versions

@@ -152,6 +152,23 @@ impl LabelSelector {
         Ok(Req::Exists(check_key(p)?))
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// The requirements a label index can answer: `k=v` and `k in (...)`, as (key, values).
+    /// Every object the selector matches has one of the values for each key listed.
+    pub fn index_terms(&self) -> Vec<(&str, Vec<&str>)> {
+        self.reqs
+            .iter()
+            .filter_map(|r| match r {
+                Req::Eq(k, v) => Some((k.as_str(), vec![v.as_str()])),
+                Req::In(k, vs) => Some((k.as_str(), vs.iter().map(String::as_str).collect())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Evaluates against an object's `metadata.labels`.
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = &obj["metadata"]["labels"];
@@ -239,18 +256,31 @@ impl FieldSelector {
         Ok(FieldSelector { reqs })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// The value an un-negated requirement on `field` demands, if any (e.g. the name of a
+    /// `metadata.name=x` selector), so a lookup can replace a scan.
+    pub fn required(&self, field: &str) -> Option<&str> {
+        self.reqs
+            .iter()
+            .find(|(f, _, neg)| f == field && !neg)
+            .map(|(_, v, _)| v.as_str())
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|(field, value, neg)| {
             let mut cur = obj;
             for part in field.split('.') {
                 cur = &cur[part];
             }
-            let actual = match cur {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
+            let actual: std::borrow::Cow<str> = match cur {
+                Value::String(s) => s.as_str().into(),
+                Value::Null => "".into(),
+                other => other.to_string().into(),
             };
-            (actual == *value) != *neg
+            (actual == value.as_str()) != *neg
         })
     }
 }

@@ -4,17 +4,27 @@
 //! registration, and a bounded history of change events for watches.
 //!
 //! Everything here runs under one mutex held by the HTTP layer, so each request is atomic and
-//! events are published in resourceVersion order.
+//! events are published in resourceVersion order. The HTTP layer takes what it needs under the
+//! lock (shared [`Obj`] handles, never copies) and serializes after releasing it.
+//!
+//! Each object is kept once, as an [`Obj`] (`Arc<Value>`) shared by the store, the event that
+//! wrote it (and the next event's `prev`) and any response in flight. Indexes, kept up to date on
+//! every write: per resource, objects by (namespace, name) in order (a namespace is a range) and
+//! by label (key, value); across resources, objects by uid, dependents by owner uid, and object
+//! counts per namespace. No write scans the store or the history.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::{Arc, OnceLock};
 
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
 use crate::apply::{self, ApplyRequest};
 use crate::fields::{self, Scope};
 use crate::registry::{crd_resource_type, Registry, ResourceType};
+use crate::selectors::LabelSelector;
 use crate::status::{ApiError, ApiResult};
 use crate::validation;
 
@@ -22,6 +32,48 @@ use crate::validation;
 pub type ResKey = (String, String);
 /// (namespace or "", name)
 pub type ObjKey = (String, String);
+/// A stored object, shared (not copied) by the store, the history and responses.
+pub type Obj = Arc<Stored>;
+
+/// One state of an object: the JSON value, and its encoding (with the stored `apiVersion`),
+/// made once on first read and reused by every GET, LIST and watch event that serves it in
+/// that version. Derefs to the value.
+#[derive(Debug)]
+pub struct Stored {
+    value: Value,
+    json: OnceLock<Box<RawValue>>,
+}
+
+impl Stored {
+    pub fn new(value: Value) -> Self {
+        Stored {
+            value,
+            json: OnceLock::new(),
+        }
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The encoded object if it is served as `api_version` (its stored version).
+    pub fn encoded_as(&self, api_version: &str) -> Option<&RawValue> {
+        if self.value["apiVersion"].as_str() != Some(api_version) {
+            return None;
+        }
+        Some(self.json.get_or_init(|| {
+            RawValue::from_string(serde_json::to_string(&self.value).expect("serializable"))
+                .expect("valid JSON")
+        }))
+    }
+}
+
+impl std::ops::Deref for Stored {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -36,9 +88,10 @@ pub enum EventType {
 pub struct StoredEvent {
     pub rv: u64,
     pub res: ResKey,
+    pub key: ObjKey,
     pub etype: EventType,
-    pub object: Value,
-    pub prev: Option<Value>,
+    pub object: Obj,
+    pub prev: Option<Obj>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +111,9 @@ pub struct DeleteOptions {
 
 pub enum DeleteOutcome {
     /// Gone; carries the last state.
-    Deleted(Value),
+    Deleted(Obj),
     /// Held by finalizers; carries the object with `deletionTimestamp`.
-    Pending(Value),
+    Pending(Obj),
 }
 
 /// Who writes what, for one request.
@@ -167,10 +220,57 @@ fn same_content(a: &Value, b: &Value) -> bool {
     norm(a) == norm(b)
 }
 
+/// The objects of one resource.
+#[derive(Default)]
+struct Objects {
+    /// In (namespace, name) order: one namespace is one contiguous range.
+    by_key: BTreeMap<ObjKey, Obj>,
+    /// Label key -> label value -> objects carrying that label.
+    labels: HashMap<String, HashMap<String, BTreeSet<ObjKey>>>,
+}
+
+fn label_pairs(obj: &Value) -> impl Iterator<Item = (&str, &str)> {
+    obj["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+}
+
+fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
+}
+
+/// Objects in `objs` from `start` on (in key order), while in namespace `ns` if given.
+fn key_range<'a>(
+    objs: &'a BTreeMap<ObjKey, Obj>,
+    ns: Option<&'a str>,
+    after: Option<&ObjKey>,
+) -> impl Iterator<Item = (&'a ObjKey, &'a Obj)> {
+    let start = match (after, ns) {
+        (Some(a), Some(n)) if a.0.as_str() < n => Bound::Included((n.to_string(), String::new())),
+        (Some(a), _) => Bound::Excluded(a.clone()),
+        (None, Some(n)) => Bound::Included((n.to_string(), String::new())),
+        (None, None) => Bound::Unbounded,
+    };
+    objs.range((start, Bound::Unbounded))
+        .take_while(move |(k, _)| ns.is_none_or(|n| k.0 == n))
+}
+
 pub struct Store {
     rv: u64,
     pub registry: Registry,
-    objects: BTreeMap<ResKey, BTreeMap<ObjKey, Value>>,
+    objects: BTreeMap<ResKey, Objects>,
+    /// uid -> where that object is stored.
+    uids: HashMap<String, (ResKey, ObjKey)>,
+    /// Owner uid -> objects with an ownerReference to it.
+    dependents: HashMap<String, BTreeSet<(ResKey, ObjKey)>>,
+    /// Namespace -> how many objects (of all resources) it holds.
+    ns_count: HashMap<String, usize>,
     history: VecDeque<Arc<StoredEvent>>,
     history_limit: usize,
     /// Events with `rv <= compacted_rv` may have been dropped from the history.
@@ -198,6 +298,9 @@ impl Store {
             rv: 0,
             registry: Registry::builtin(),
             objects: BTreeMap::new(),
+            uids: HashMap::new(),
+            dependents: HashMap::new(),
+            ns_count: HashMap::new(),
             history: VecDeque::new(),
             history_limit: history_limit.max(1),
             compacted_rv: 0,
@@ -230,35 +333,274 @@ impl Store {
         self.events.subscribe()
     }
 
-    /// Events after `rv`, or `None` when the history no longer reaches back that far.
-    pub fn events_after(&self, rv: u64) -> Option<Vec<Arc<StoredEvent>>> {
+    /// The history after `rv` (found by binary search), or `None` when it no longer reaches
+    /// back that far.
+    fn history_after(&self, rv: u64) -> Option<impl Iterator<Item = &Arc<StoredEvent>>> {
         if rv < self.compacted_rv {
             return None;
         }
-        Some(self.history.iter().filter(|e| e.rv > rv).cloned().collect())
+        let first = self.history.partition_point(|e| e.rv <= rv);
+        Some(self.history.range(first..))
+    }
+
+    /// Events of `res` after `rv`, or `None` when the history no longer reaches back that far.
+    pub fn events_after(&self, rv: u64, res: &ResKey) -> Option<Vec<Arc<StoredEvent>>> {
+        Some(
+            self.history_after(rv)?
+                .filter(|e| e.res == *res)
+                .cloned()
+                .collect(),
+        )
     }
 
     pub fn oldest_rv(&self) -> u64 {
         self.compacted_rv
     }
 
-    pub fn get(&self, res: &ResKey, ns: &str, name: &str) -> Option<&Value> {
+    pub fn get(&self, res: &ResKey, ns: &str, name: &str) -> Option<&Obj> {
         self.objects
             .get(res)?
+            .by_key
             .get(&(ns.to_string(), name.to_string()))
     }
 
     /// Objects of a resource, in (namespace, name) order, optionally in one namespace.
-    pub fn list<'a>(&'a self, res: &ResKey, ns: Option<&'a str>) -> Vec<&'a Value> {
+    pub fn list(&self, res: &ResKey, ns: Option<&str>) -> Vec<Obj> {
         self.objects
             .get(res)
             .map(|m| {
-                m.iter()
-                    .filter(|((n, _), _)| ns.is_none_or(|want| n == want))
-                    .map(|(_, v)| v)
+                key_range(&m.by_key, ns, None)
+                    .map(|(_, o)| o.clone())
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Visits the current objects of `res` that can match a request, in key order, until
+    /// `visit` returns false: in namespace `ns` (`Some("")` for cluster-scoped resources), named
+    /// `name`, after key `after`, and — when the selector has an equality or set requirement —
+    /// carrying one of its labels (looked up in the label index). A superset: the caller still
+    /// evaluates the selectors.
+    pub fn select(
+        &self,
+        res: &ResKey,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        name: Option<&str>,
+        after: Option<&ObjKey>,
+        visit: &mut dyn FnMut(&Obj) -> bool,
+    ) {
+        let Some(objs) = self.objects.get(res) else {
+            return;
+        };
+        let wanted = |k: &ObjKey| {
+            ns.is_none_or(|n| k.0 == n)
+                && name.is_none_or(|n| k.1 == n)
+                && after.is_none_or(|a| k > a)
+        };
+        if let (Some(ns), Some(name)) = (ns, name) {
+            let key = (ns.to_string(), name.to_string());
+            if let Some(o) = objs.by_key.get(&key).filter(|_| wanted(&key)) {
+                visit(o);
+            }
+            return;
+        }
+        // The most selective indexed requirement: its sets hold every object that can match.
+        let indexed = labels
+            .index_terms()
+            .into_iter()
+            .map(|(k, values)| {
+                values
+                    .into_iter()
+                    .filter_map(|v| objs.labels.get(k)?.get(v))
+                    .collect::<Vec<_>>()
+            })
+            .min_by_key(|sets| sets.iter().map(|s| s.len()).sum::<usize>());
+        match indexed {
+            Some(sets) => {
+                let several = sets.len() > 1;
+                let mut keys: Vec<&ObjKey> =
+                    sets.into_iter().flatten().filter(|k| wanted(k)).collect();
+                if several {
+                    keys.sort();
+                }
+                for k in keys {
+                    if let Some(o) = objs.by_key.get(k) {
+                        if !visit(o) {
+                            return;
+                        }
+                    }
+                }
+            }
+            None => {
+                for (_, o) in key_range(&objs.by_key, ns, after).filter(|(k, _)| wanted(k)) {
+                    if !visit(o) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Visits the objects of `res` as they were at `rv` (current objects with the changes after
+    /// `rv` undone), in key order, in namespace `ns` if given and after key `after`, until
+    /// `visit` returns false; `None` when the history no longer reaches back to `rv`.
+    pub fn snapshot(
+        &self,
+        res: &ResKey,
+        ns: Option<&str>,
+        rv: u64,
+        after: Option<&ObjKey>,
+        visit: &mut dyn FnMut(&Obj) -> bool,
+    ) -> Option<()> {
+        // The first change after `rv` to a key tells its state at `rv`.
+        let mut then: BTreeMap<&ObjKey, Option<&Obj>> = BTreeMap::new();
+        for ev in self.history_after(rv)?.filter(|e| e.res == *res) {
+            then.entry(&ev.key).or_insert(match ev.etype {
+                EventType::Added => None,
+                _ => ev.prev.as_ref(),
+            });
+        }
+        let wanted = |k: &ObjKey| ns.is_none_or(|n| k.0 == n) && after.is_none_or(|a| k > a);
+        let mut old = then.into_iter().filter(|(k, _)| wanted(k)).peekable();
+        let mut cur = self
+            .objects
+            .get(res)
+            .into_iter()
+            .flat_map(|m| key_range(&m.by_key, ns, after))
+            .peekable();
+        loop {
+            // The next key in order: a current object, unless the history says what it was.
+            let next: Option<&Obj> = match (cur.peek(), old.peek()) {
+                (Some((ck, co)), Some((ok, oo))) if *ck < *ok => {
+                    let o = *co;
+                    cur.next();
+                    Some(o)
+                }
+                (Some((ck, _)), Some((ok, oo))) => {
+                    let (same, o) = (*ck == *ok, *oo);
+                    if same {
+                        cur.next();
+                    }
+                    old.next();
+                    match o {
+                        Some(o) => Some(o),
+                        None => continue,
+                    }
+                }
+                (Some((_, co)), None) => {
+                    let o = *co;
+                    cur.next();
+                    Some(o)
+                }
+                (None, Some((_, oo))) => {
+                    let o = *oo;
+                    old.next();
+                    match o {
+                        Some(o) => Some(o),
+                        None => continue,
+                    }
+                }
+                (None, None) => None,
+            };
+            match next {
+                Some(o) if visit(o) => {}
+                _ => return Some(()),
+            }
+        }
+    }
+
+    /// Stores `obj` under `key`, keeping the indexes; returns what it replaced.
+    fn put(&mut self, res: &ResKey, key: ObjKey, obj: Obj) -> Option<Obj> {
+        let prev = self
+            .objects
+            .entry(res.clone())
+            .or_default()
+            .by_key
+            .insert(key.clone(), obj.clone());
+        if let Some(p) = &prev {
+            self.unindex(res, &key, p);
+        }
+        self.index(res, &key, &obj);
+        prev
+    }
+
+    /// Removes the object under `key`, keeping the indexes.
+    fn take(&mut self, res: &ResKey, key: &ObjKey) -> Option<Obj> {
+        let prev = self.objects.get_mut(res)?.by_key.remove(key)?;
+        self.unindex(res, key, &prev);
+        Some(prev)
+    }
+
+    fn index(&mut self, res: &ResKey, key: &ObjKey, obj: &Value) {
+        if let Some(objs) = self.objects.get_mut(res) {
+            for (k, v) in label_pairs(obj) {
+                objs.labels
+                    .entry(k.to_string())
+                    .or_default()
+                    .entry(v.to_string())
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
+        if let Some(uid) = obj["metadata"]["uid"].as_str() {
+            self.uids
+                .insert(uid.to_string(), (res.clone(), key.clone()));
+        }
+        for owner in owner_uids(obj) {
+            self.dependents
+                .entry(owner.to_string())
+                .or_default()
+                .insert((res.clone(), key.clone()));
+        }
+        if !key.0.is_empty() {
+            *self.ns_count.entry(key.0.clone()).or_default() += 1;
+        }
+    }
+
+    fn unindex(&mut self, res: &ResKey, key: &ObjKey, obj: &Value) {
+        if let Some(objs) = self.objects.get_mut(res) {
+            for (k, v) in label_pairs(obj) {
+                let Some(values) = objs.labels.get_mut(k) else {
+                    continue;
+                };
+                if let Some(set) = values.get_mut(v) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        values.remove(v);
+                    }
+                }
+                if values.is_empty() {
+                    objs.labels.remove(k);
+                }
+            }
+        }
+        if let Some(uid) = obj["metadata"]["uid"].as_str() {
+            if self
+                .uids
+                .get(uid)
+                .is_some_and(|(r, k)| r == res && k == key)
+            {
+                self.uids.remove(uid);
+            }
+        }
+        let entry = (res.clone(), key.clone());
+        for owner in owner_uids(obj) {
+            if let Some(set) = self.dependents.get_mut(owner) {
+                set.remove(&entry);
+                if set.is_empty() {
+                    self.dependents.remove(owner);
+                }
+            }
+        }
+        if !key.0.is_empty() {
+            if let Some(n) = self.ns_count.get_mut(&key.0) {
+                *n -= 1;
+                if *n == 0 {
+                    self.ns_count.remove(&key.0);
+                }
+            }
+        }
     }
 
     fn publish(&mut self, ev: StoredEvent) {
@@ -272,21 +614,21 @@ impl Store {
         let _ = self.events.send(ev);
     }
 
-    fn commit(&mut self, res: &ResKey, key: ObjKey, mut obj: Value, prev: Option<Value>) -> Value {
+    /// Stores a new state under the next resourceVersion and publishes its event.
+    fn commit(&mut self, res: &ResKey, key: ObjKey, mut obj: Value) -> Obj {
         self.rv += 1;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
+        let obj = Arc::new(Stored::new(obj));
+        let prev = self.put(res, key.clone(), obj.clone());
         let etype = if prev.is_some() {
             EventType::Modified
         } else {
             EventType::Added
         };
-        self.objects
-            .entry(res.clone())
-            .or_default()
-            .insert(key, obj.clone());
         self.publish(StoredEvent {
             rv: self.rv,
             res: res.clone(),
+            key,
             etype,
             object: obj.clone(),
             prev,
@@ -352,7 +694,7 @@ impl Store {
         (ns.to_string(), name.to_string())
     }
 
-    pub fn create(&mut self, ctx: &WriteCtx, ns: &str, mut body: Value) -> ApiResult<Value> {
+    pub fn create(&mut self, ctx: &WriteCtx, ns: &str, mut body: Value) -> ApiResult<Obj> {
         if !body.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request must be an object",
@@ -406,7 +748,7 @@ impl Store {
         self.write(ctx, ns, &name, None, body, scope, ManagedFieldsMode::Update)
     }
 
-    fn current(&self, ctx: &WriteCtx, ns: &str, name: &str) -> ApiResult<Value> {
+    fn current(&self, ctx: &WriteCtx, ns: &str, name: &str) -> ApiResult<Obj> {
         let key = Self::obj_key(&ctx.rt, ns, name);
         self.get(&ctx.rt.key(), &key.0, name)
             .cloned()
@@ -442,7 +784,7 @@ impl Store {
         name: &str,
         mut body: Value,
         scope: Scope,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Obj> {
         if !body.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request must be an object",
@@ -480,9 +822,9 @@ impl Store {
         name: &str,
         scope: Scope,
         f: impl FnOnce(&mut Value) -> ApiResult<()>,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Obj> {
         let old = self.current(ctx, ns, name)?;
-        let mut patched = old.clone();
+        let mut patched = (*old).clone();
         f(&mut patched)?;
         if !patched.is_object() {
             return Err(ApiError::bad_request("patch produced a non-object"));
@@ -510,7 +852,7 @@ impl Store {
         mut applied: Value,
         scope: Scope,
         force: bool,
-    ) -> ApiResult<(Value, bool)> {
+    ) -> ApiResult<(Obj, bool)> {
         Self::check_kind(ctx, &applied, true)?;
         Self::check_body_name(&mut applied, name)?;
         let key = Self::obj_key(&ctx.rt, ns, name);
@@ -547,7 +889,7 @@ impl Store {
             }
             Some(old) => {
                 Self::check_preconditions(ctx, name, &old, &applied)?;
-                let merged = apply::apply(Some(&old), &applied, &req, resource, name)?;
+                let merged = apply::apply(Some(old.as_ref()), &applied, &req, resource, name)?;
                 let obj = self.write(
                     ctx,
                     ns,
@@ -570,11 +912,11 @@ impl Store {
         ctx: &WriteCtx,
         ns: &str,
         name: &str,
-        old: Option<Value>,
+        old: Option<Obj>,
         mut new: Value,
         scope: Scope,
         mf: ManagedFieldsMode,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Obj> {
         let rt = ctx.rt.clone();
         let res = rt.key();
         let key = Self::obj_key(&rt, ns, name);
@@ -584,7 +926,7 @@ impl Store {
                 // Status writes change only .status (and managedFields, computed below).
                 let status = new.as_object_mut().and_then(|o| o.remove("status"));
                 let mf_keep = new["metadata"]["managedFields"].clone();
-                new = old.clone();
+                new = (**old).clone();
                 match status {
                     Some(s) if !s.is_null() => new["status"] = s,
                     _ => {
@@ -602,7 +944,7 @@ impl Store {
                     }
                 }
             }
-            let old_meta = old["metadata"].as_object().cloned().unwrap_or_default();
+            let old_meta = old["metadata"].as_object();
             let m = meta_mut(&mut new);
             for f in [
                 "uid",
@@ -611,7 +953,7 @@ impl Store {
                 "deletionGracePeriodSeconds",
                 "generation",
             ] {
-                match old_meta.get(f) {
+                match old_meta.and_then(|o| o.get(f)) {
                     Some(v) => {
                         m.insert(f.into(), v.clone());
                     }
@@ -666,8 +1008,8 @@ impl Store {
             }
         }
 
-        validation::prepare(&rt, old.as_ref(), &mut new)?;
-        self.server_status(&rt, old.as_ref(), &mut new, &now)?;
+        validation::prepare(&rt, old.as_ref().map(|o| o.value()), &mut new)?;
+        self.server_status(&rt, old.as_ref().map(|o| o.value()), &mut new, &now)?;
 
         if rt.tracks_generation {
             if let Some(old) = &old {
@@ -684,7 +1026,7 @@ impl Store {
                 }
             }
             fields::record_update(
-                old.as_ref(),
+                old.as_ref().map(|o| o.value()),
                 &mut new,
                 &ctx.manager,
                 &ctx.api_version(),
@@ -705,7 +1047,7 @@ impl Store {
                     old["metadata"]["resourceVersion"].clone(),
                 );
             }
-            return Ok(new);
+            return Ok(Arc::new(Stored::new(new)));
         }
         if let Some(old) = &old {
             if !old["metadata"]["deletionTimestamp"].is_null() && finalizers(&new).is_empty() {
@@ -719,7 +1061,7 @@ impl Store {
                 return Ok(self.remove_now(&res, key, Some(new), policy));
             }
         }
-        let obj = self.commit(&res, key, new, old.clone());
+        let obj = self.commit(&res, key, new);
         if res == crd_key() {
             let crt = crd_resource_type(&obj)?;
             self.registry.register_crd(crt);
@@ -842,18 +1184,18 @@ impl Store {
     }
 
     /// Sets `deletionTimestamp` (once) on an object held by finalizers.
-    fn mark_deleting(&mut self, res: &ResKey, key: &ObjKey, policy: Propagation) -> Value {
-        let old = self.objects[res][key].clone();
+    fn mark_deleting(&mut self, res: &ResKey, key: &ObjKey, policy: Propagation) -> Obj {
+        let old = self.objects[res].by_key[key].clone();
         if !old["metadata"]["deletionTimestamp"].is_null() {
             return old;
         }
-        let mut new = old.clone();
+        let mut new = (*old).clone();
         let m = meta_mut(&mut new);
         m.insert("deletionTimestamp".into(), json!(now()));
         m.insert("deletionGracePeriodSeconds".into(), json!(0));
         self.pending_policy
             .insert(meta_str(&new, "uid").to_string(), policy);
-        self.commit(res, key.clone(), new, Some(old))
+        self.commit(res, key.clone(), new)
     }
 
     /// The namespace controller's work, done at once: contents are deleted (those with
@@ -861,24 +1203,27 @@ impl Store {
     fn delete_namespace(&mut self, name: &str) -> DeleteOutcome {
         let ns_res = namespaces_key();
         let ns_key = (String::new(), name.to_string());
-        let mut ns_obj = self.objects[&ns_res][&ns_key].clone();
+        let mut ns_obj = self.objects[&ns_res].by_key[&ns_key].clone();
         if ns_obj["metadata"]["deletionTimestamp"].is_null() {
-            let prev = ns_obj.clone();
-            meta_mut(&mut ns_obj).insert("deletionTimestamp".into(), json!(now()));
-            ns_obj["status"] = json!({"phase": "Terminating"});
-            ns_obj = self.commit(&ns_res, ns_key.clone(), ns_obj, Some(prev));
+            let mut terminating = (*ns_obj).clone();
+            meta_mut(&mut terminating).insert("deletionTimestamp".into(), json!(now()));
+            terminating["status"] = json!({"phase": "Terminating"});
+            ns_obj = self.commit(&ns_res, ns_key.clone(), terminating);
         }
         let contents: Vec<(ResKey, ObjKey, bool)> = self
             .objects
             .iter()
             .flat_map(|(res, objs)| {
-                objs.iter()
-                    .filter(|((n, _), _)| n == name)
+                key_range(&objs.by_key, Some(name), None)
                     .map(|(k, v)| (res.clone(), k.clone(), !finalizers(v).is_empty()))
             })
             .collect();
         for (res, key, held) in contents {
-            if !self.objects.get(&res).is_some_and(|m| m.contains_key(&key)) {
+            if !self
+                .objects
+                .get(&res)
+                .is_some_and(|m| m.by_key.contains_key(&key))
+            {
                 continue;
             }
             if held {
@@ -890,21 +1235,16 @@ impl Store {
         if self.namespace_empty(name) && finalizers(&ns_obj).is_empty() {
             DeleteOutcome::Deleted(self.remove_now(&ns_res, ns_key, None, Propagation::Background))
         } else {
-            DeleteOutcome::Pending(self.objects[&ns_res][&ns_key].clone())
+            DeleteOutcome::Pending(self.objects[&ns_res].by_key[&ns_key].clone())
         }
     }
 
     fn namespace_empty(&self, ns: &str) -> bool {
-        !self
-            .objects
-            .values()
-            .any(|objs| objs.keys().any(|(n, _)| n == ns))
+        !self.ns_count.contains_key(ns)
     }
 
     fn uid_exists(&self, uid: &str) -> bool {
-        self.objects
-            .values()
-            .any(|objs| objs.values().any(|o| meta_str(o, "uid") == uid))
+        self.uids.contains_key(uid)
     }
 
     /// Removes an object now and runs the garbage collector's consequences: dependents (by
@@ -916,20 +1256,22 @@ impl Store {
         key: ObjKey,
         last: Option<Value>,
         policy: Propagation,
-    ) -> Value {
+    ) -> Obj {
         let mut queue: VecDeque<(ResKey, ObjKey, Option<Value>, Propagation)> = VecDeque::new();
         queue.push_back((res.clone(), key, last, policy));
-        let mut first: Option<Value> = None;
+        let mut first: Option<Obj> = None;
         while let Some((res, key, last, policy)) = queue.pop_front() {
-            let Some(stored) = self.objects.get_mut(&res).and_then(|m| m.remove(&key)) else {
+            let Some(stored) = self.take(&res, &key) else {
                 continue;
             };
-            let mut obj = last.unwrap_or_else(|| stored.clone());
+            let mut obj = last.unwrap_or_else(|| (*stored).clone());
             self.rv += 1;
             meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
+            let obj = Arc::new(Stored::new(obj));
             self.publish(StoredEvent {
                 rv: self.rv,
                 res: res.clone(),
+                key: key.clone(),
                 etype: EventType::Deleted,
                 object: obj.clone(),
                 prev: Some(stored),
@@ -945,7 +1287,7 @@ impl Store {
                     let keys: Vec<ObjKey> = self
                         .objects
                         .get(&ckey)
-                        .map(|m| m.keys().cloned().collect())
+                        .map(|m| m.by_key.keys().cloned().collect())
                         .unwrap_or_default();
                     for k in keys {
                         queue.push_back((ckey.clone(), k, None, Propagation::Background));
@@ -957,9 +1299,7 @@ impl Store {
             if !key.0.is_empty() {
                 let ns_key = (String::new(), key.0.clone());
                 let terminating = self
-                    .objects
-                    .get(&namespaces_key())
-                    .and_then(|m| m.get(&ns_key))
+                    .get(&namespaces_key(), "", &key.0)
                     .is_some_and(|n| !n["metadata"]["deletionTimestamp"].is_null());
                 if terminating
                     && self.namespace_empty(&key.0)
@@ -969,7 +1309,7 @@ impl Store {
                 }
             }
         }
-        first.unwrap_or(Value::Null)
+        first.unwrap_or_else(|| Arc::new(Stored::new(Value::Null)))
     }
 
     /// Dependents of a removed owner: released (ownerReference stripped) when orphaned or when
@@ -980,20 +1320,20 @@ impl Store {
         policy: Propagation,
         queue: &mut VecDeque<(ResKey, ObjKey, Option<Value>, Propagation)>,
     ) {
-        let dependents: Vec<(ResKey, ObjKey, Value)> = self
-            .objects
-            .iter()
-            .flat_map(|(res, objs)| {
-                objs.iter()
-                    .filter(|(_, o)| {
-                        o["metadata"]["ownerReferences"]
-                            .as_array()
-                            .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
-                    })
-                    .map(|(k, o)| (res.clone(), k.clone(), o.clone()))
-            })
-            .collect();
-        for (res, key, obj) in dependents {
+        let dependents: Vec<(ResKey, ObjKey)> = self
+            .dependents
+            .get(owner_uid)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default();
+        for (res, key) in dependents {
+            let Some(obj) = self
+                .objects
+                .get(&res)
+                .and_then(|m| m.by_key.get(&key))
+                .cloned()
+            else {
+                continue;
+            };
             let refs = obj["metadata"]["ownerReferences"]
                 .as_array()
                 .cloned()
@@ -1007,19 +1347,237 @@ impl Store {
                 .iter()
                 .any(|r| self.uid_exists(r["uid"].as_str().unwrap_or_default()));
             if policy == Propagation::Orphan || other_owner_alive {
-                let mut new = obj.clone();
+                let mut new = (*obj).clone();
                 let m = meta_mut(&mut new);
                 if remaining.is_empty() {
                     m.remove("ownerReferences");
                 } else {
                     m.insert("ownerReferences".into(), Value::Array(remaining));
                 }
-                self.commit(&res, key, new, Some(obj));
+                self.commit(&res, key, new);
             } else if !finalizers(&obj).is_empty() {
                 self.mark_deleting(&res, &key, Propagation::Background);
             } else {
                 queue.push_back((res, key, None, Propagation::Background));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(store: &Store, plural: &str) -> WriteCtx {
+        WriteCtx {
+            rt: store
+                .registry
+                .find("", "v1", plural)
+                .cloned()
+                .expect("builtin"),
+            version: "v1".into(),
+            manager: "test".into(),
+            dry_run: false,
+        }
+    }
+
+    fn cm(name: &str, labels: Value) -> Value {
+        json!({"metadata": {"name": name, "labels": labels}, "data": {"k": name}})
+    }
+
+    fn names(objs: &[Obj]) -> Vec<String> {
+        objs.iter()
+            .map(|o| format!("{}/{}", meta_str(o, "namespace"), meta_str(o, "name")))
+            .collect()
+    }
+
+    fn select(store: &Store, ns: Option<&str>, sel: &str, after: Option<&ObjKey>) -> Vec<Obj> {
+        let labels = LabelSelector::parse(sel).unwrap();
+        let mut out = Vec::new();
+        store.select(&cm_key(), ns, &labels, None, after, &mut |o| {
+            out.push(o.clone());
+            true
+        });
+        out.retain(|o| labels.matches(o));
+        out
+    }
+
+    /// What a scan of every object finds: what the indexes must agree with.
+    fn scan(store: &Store, ns: Option<&str>, sel: &str, after: Option<&ObjKey>) -> Vec<Obj> {
+        let labels = LabelSelector::parse(sel).unwrap();
+        store.objects[&cm_key()]
+            .by_key
+            .iter()
+            .filter(|(k, o)| {
+                ns.is_none_or(|n| k.0 == n) && after.is_none_or(|a| *k > a) && labels.matches(o)
+            })
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
+    fn cm_key() -> ResKey {
+        (String::new(), "configmaps".into())
+    }
+
+    fn store_with_namespaces() -> (Store, WriteCtx) {
+        let mut s = Store::new(1000);
+        let nsc = ctx(&s, "namespaces");
+        for ns in ["a", "b"] {
+            s.create(&nsc, "", json!({"metadata": {"name": ns}}))
+                .unwrap();
+        }
+        let c = ctx(&s, "configmaps");
+        (s, c)
+    }
+
+    #[test]
+    fn label_and_namespace_indexes_follow_writes() {
+        let (mut s, c) = store_with_namespaces();
+        for i in 0..30 {
+            let ns = if i % 3 == 0 { "a" } else { "b" };
+            let labels = json!({"app": format!("app{}", i % 4), "tier": if i % 2 == 0 { "web" } else { "db" }});
+            s.create(&c, ns, cm(&format!("cm{i:02}"), labels)).unwrap();
+        }
+        // Relabel some, drop a label from others, delete a few.
+        for i in (0..30).step_by(5) {
+            let ns = if i % 3 == 0 { "a" } else { "b" };
+            let name = format!("cm{i:02}");
+            s.patch(&c, ns, &name, Scope::Main { has_status: false }, |o| {
+                o["metadata"]["labels"] = json!({"app": "moved"});
+                Ok(())
+            })
+            .unwrap();
+        }
+        for i in [7, 8, 21] {
+            let ns = if i % 3 == 0 { "a" } else { "b" };
+            s.delete(&c, ns, &format!("cm{i:02}"), &DeleteOptions::default())
+                .unwrap();
+        }
+        let after = ("b".to_string(), "cm10".to_string());
+        for sel in [
+            "",
+            "app=app1",
+            "app=moved",
+            "app in (app0,app2)",
+            "app=app3,tier=db",
+            "tier=web,app!=app2",
+            "app=nobody",
+            "tier",
+            "!tier",
+        ] {
+            for ns in [None, Some("a"), Some("b"), Some("c")] {
+                for after in [None, Some(&after)] {
+                    assert_eq!(
+                        names(&select(&s, ns, sel, after)),
+                        names(&scan(&s, ns, sel, after)),
+                        "selector {sel:?} in {ns:?} after {after:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(select(&s, None, "app=moved", None).len(), 6);
+        assert_eq!(s.ns_count["a"], 10 - 1);
+        assert_eq!(s.ns_count["b"], 20 - 2);
+    }
+
+    #[test]
+    fn snapshots_equal_the_state_at_their_resource_version() {
+        let (mut s, c) = store_with_namespaces();
+        let mut states: Vec<(u64, Vec<String>, Vec<Value>)> = Vec::new();
+        let mut record = |s: &Store| {
+            let objs: Vec<Obj> = s.list(&cm_key(), None);
+            states.push((
+                s.current_rv(),
+                names(&objs),
+                objs.iter().map(|o| o.value().clone()).collect(),
+            ));
+        };
+        for step in 0..40 {
+            let ns = if step % 2 == 0 { "a" } else { "b" };
+            let name = format!("cm{:02}", step % 7);
+            match step % 4 {
+                0 | 1 => {
+                    if s.get(&cm_key(), ns, &name).is_some() {
+                        s.patch(&c, ns, &name, Scope::Main { has_status: false }, |o| {
+                            o["data"]["step"] = json!(step.to_string());
+                            Ok(())
+                        })
+                        .unwrap();
+                    } else {
+                        s.create(&c, ns, cm(&name, json!({}))).unwrap();
+                    }
+                }
+                2 => {
+                    let _ = s.delete(&c, ns, &name, &DeleteOptions::default());
+                }
+                _ => {
+                    let _ = s.create(&c, ns, cm(&format!("x{step}"), json!({})));
+                }
+            }
+            record(&s);
+        }
+        let after = ("a".to_string(), "cm03".to_string());
+        for (rv, want_names, want) in &states {
+            let mut got = Vec::new();
+            s.snapshot(&cm_key(), None, *rv, None, &mut |o| {
+                got.push(o.clone());
+                true
+            })
+            .expect("within the history");
+            assert_eq!(&names(&got), want_names, "at rv {rv}");
+            let values: Vec<Value> = got.iter().map(|o| o.value().clone()).collect();
+            assert_eq!(&values, want, "at rv {rv}");
+            // A page after a key, in one namespace, stopping early.
+            let mut page = Vec::new();
+            s.snapshot(&cm_key(), Some("a"), *rv, Some(&after), &mut |o| {
+                page.push(o.clone());
+                page.len() < 2
+            })
+            .unwrap();
+            let expected: Vec<String> = want_names
+                .iter()
+                .filter(|n| n.starts_with("a/") && n.as_str() > "a/cm03")
+                .take(2)
+                .cloned()
+                .collect();
+            assert_eq!(names(&page), expected, "page at rv {rv}");
+        }
+    }
+
+    #[test]
+    fn uid_and_owner_indexes_drive_garbage_collection() {
+        let (mut s, c) = store_with_namespaces();
+        let owner = s.create(&c, "a", cm("owner", json!({}))).unwrap();
+        let other = s.create(&c, "a", cm("other", json!({}))).unwrap();
+        let owned = |name: &str, owners: &[&Obj]| {
+            let refs: Vec<Value> = owners
+                .iter()
+                .map(|o| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": meta_str(o, "name"), "uid": meta_str(o, "uid")}))
+                .collect();
+            json!({"metadata": {"name": name, "ownerReferences": refs}})
+        };
+        s.create(&c, "a", owned("only", &[&owner])).unwrap();
+        s.create(&c, "a", owned("shared", &[&owner, &other]))
+            .unwrap();
+        s.create(&c, "a", json!({"metadata": {"name": "unrelated"}}))
+            .unwrap();
+        s.delete(&c, "a", "owner", &DeleteOptions::default())
+            .unwrap();
+        assert!(s.get(&cm_key(), "a", "only").is_none());
+        let shared = s.get(&cm_key(), "a", "shared").unwrap();
+        assert_eq!(
+            shared["metadata"]["ownerReferences"][0]["uid"],
+            other["metadata"]["uid"]
+        );
+        assert!(s.get(&cm_key(), "a", "unrelated").is_some());
+        assert!(!s.uid_exists(meta_str(&owner, "uid")));
+        assert!(s.uid_exists(meta_str(&other, "uid")));
+        assert!(!s.dependents.contains_key(meta_str(&owner, "uid")));
+        // Deleting the namespace empties it and then removes it.
+        let nsc = ctx(&s, "namespaces");
+        s.delete(&nsc, "", "a", &DeleteOptions::default()).unwrap();
+        assert!(s.get(&namespaces_key(), "", "a").is_none());
+        assert!(!s.ns_count.contains_key("a"));
+        assert!(s.uids.values().all(|(_, k)| k.0 != "a"));
     }
 }

@@ -157,15 +157,25 @@ fn cells(rt: &ResourceType, o: &Value) -> Vec<Value> {
     c
 }
 
-/// Builds a Table. `include_object` is the `includeObject` query parameter
-/// (`None` | `Metadata` (default) | `Object`).
-pub fn table(rt: &ResourceType, objs: &[Value], list_meta: Value, include_object: &str) -> Value {
+/// Builds a Table of stored objects, served as `api_version`. `include_object` is the
+/// `includeObject` query parameter (`None` | `Metadata` (default) | `Object`).
+pub fn table(
+    rt: &ResourceType,
+    objs: &[&Value],
+    api_version: &str,
+    list_meta: Value,
+    include_object: &str,
+) -> Value {
     let rows: Vec<Value> = objs
         .iter()
         .map(|o| {
             let object = match include_object {
                 "None" => Value::Null,
-                "Object" => o.clone(),
+                "Object" => {
+                    let mut o = (*o).clone();
+                    o["apiVersion"] = json!(api_version);
+                    o
+                }
                 _ => json!({
                     "kind": "PartialObjectMetadata",
                     "apiVersion": "meta.k8s.io/v1",

@@ -404,6 +404,77 @@ async fn limit_and_continue_paginate_a_consistent_snapshot() {
 }
 
 #[tokio::test]
+async fn paged_lists_with_selectors_walk_every_match_across_namespaces() {
+    let server = TestServer::start().await.unwrap();
+    let client = server.client();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in ["p1", "p2"] {
+        let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        namespaces.create(&PostParams::default(), &n).await.unwrap();
+    }
+    for i in 0..12 {
+        let ns = if i % 2 == 0 { "p1" } else { "p2" };
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        let labels = json!({"app": if i % 3 == 0 { "a" } else { "b" }, "i": i.to_string()});
+        api.create(&PostParams::default(), &cm(&format!("cm-{i:02}"), labels))
+            .await
+            .unwrap();
+    }
+    let all: Api<ConfigMap> = Api::all(client.clone());
+    let walk =
+        |lp: ListParams| {
+            let all = all.clone();
+            async move {
+                let mut names = Vec::new();
+                let mut token: Option<String> = None;
+                let mut remaining = Vec::new();
+                loop {
+                    let mut p = lp.clone().limit(2);
+                    if let Some(t) = &token {
+                        p = p.continue_token(t);
+                    }
+                    let page = all.list(&p).await.unwrap();
+                    names.extend(page.items.iter().map(|o| {
+                        format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
+                    }));
+                    remaining.push(page.metadata.remaining_item_count);
+                    token = page.metadata.continue_.filter(|t| !t.is_empty());
+                    if token.is_none() {
+                        return (names, remaining);
+                    }
+                }
+            }
+        };
+    let want = |f: &dyn Fn(usize) -> bool| -> Vec<String> {
+        let mut v: Vec<String> = (0..12)
+            .filter(|i| f(*i))
+            .map(|i| format!("{}/cm-{i:02}", if i % 2 == 0 { "p1" } else { "p2" }))
+            .collect();
+        v.sort();
+        v
+    };
+    // Label selector (from the label index), across namespaces, in pages.
+    let (names, remaining) = walk(ListParams::default().labels("app=a")).await;
+    assert_eq!(names, want(&|i| i % 3 == 0));
+    // Like the real server: no remainingItemCount when selectors filter the list.
+    assert!(remaining.iter().all(Option::is_none));
+    let (names, _) = walk(ListParams::default().labels("app in (a,b),i!=4")).await;
+    assert_eq!(names, want(&|i| i != 4));
+    let (names, _) = walk(ListParams::default().fields("metadata.namespace=p2")).await;
+    assert_eq!(names, want(&|i| i % 2 == 1));
+    let (names, _) = walk(ListParams::default().fields("metadata.name=cm-03")).await;
+    assert_eq!(names, want(&|i| i == 3));
+    // Without selectors every page but the last counts what is left.
+    let (names, remaining) = walk(ListParams::default()).await;
+    assert!(names.len() >= 12);
+    assert_eq!(
+        remaining.first().copied().flatten(),
+        Some(names.len() as i64 - 2)
+    );
+    assert_eq!(remaining.last().copied().flatten(), None);
+}
+
+#[tokio::test]
 async fn generation_bumps_only_on_spec_changes() {
     let server = TestServer::start().await.unwrap();
     let api: Api<Deployment> = Api::default_namespaced(server.client());
