@@ -1,6 +1,7 @@
 //! End to end: the `arnsync` binary against the Kubernetes test server and moto (behind the
 //! fault proxy). Assertions wait for an outcome ("eventually"), never for a duration.
 
+mod api_reads;
 mod cluster_external_secret;
 mod eso_manifests;
 mod events;
