@@ -101,7 +101,7 @@ fn in_sync(es: &ExternalSecret) -> bool {
 async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Step, SyncError> {
     sync::validate(es).map_err(SyncError::InvalidSpec)?;
     let uid = es.uid().unwrap_or_default();
-    let inputs = dereference::inputs(es, ctx).await.inspect_err(|e| {
+    let mut inputs = dereference::inputs(es, ctx).await.inspect_err(|e| {
         if e.store_unusable() {
             ctx.identities.stops_using(&uid);
         }
@@ -112,7 +112,6 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Step, SyncError> {
     ctx.identities.uses(&uid, &inputs.store.identity);
     let sub = ctx.versions.subscribe(&spec, &inputs.store, &ctx.options)?;
     let pending = ctx.versions.pending(&sub);
-    let mut inputs = inputs;
     let facts = Facts {
         spec: &spec,
         existing: inputs.target.secret.as_ref(),
