@@ -329,7 +329,7 @@ fn expected_rules(cluster: bool, argo: bool) -> Rules {
     ));
     // templateFrom reads ConfigMaps; auth.jwt reads ServiceAccounts and asks for their tokens.
     want.push(("", "configmaps".into(), &["get"]));
-    want.push(("", "serviceaccounts".into(), &["get"]));
+    want.push(("", "serviceaccounts".into(), read));
     want.push(("", "serviceaccounts/token".into(), &["create"]));
     if cluster {
         want.push(("", "namespaces".into(), read));

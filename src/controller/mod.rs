@@ -1,5 +1,6 @@
 //! Kubernetes I/O: the reconcilers, their shared context, and the wiring of watches.
 
+pub mod caches;
 pub mod cluster_external_secret;
 mod error;
 pub mod external_secret;
@@ -70,6 +71,77 @@ pub struct Context {
     pub restarts: restart::Restarts,
     /// Which objects use which AWS identity, to free what nobody uses.
     pub identities: identities::IdentityUsers,
+    /// The watched caches reconciles read instead of the API server.
+    pub caches: caches::Caches,
+    /// Per ExternalSecret, the target Secret's version known to hold its hash.
+    pub targets: external_secret::TargetMemo,
+    /// The status writes whose watch events have not been seen yet.
+    pub written: Written,
+    /// At most this many periodic refreshes read AWS at once, so that first syncs find room.
+    pub refreshes: Arc<tokio::sync::Semaphore>,
+    wake: futures::channel::mpsc::UnboundedSender<
+        kube::runtime::reflector::ObjectRef<crate::api::ExternalSecret>,
+    >,
+    woken: Mutex<
+        Option<
+            futures::channel::mpsc::UnboundedReceiver<
+                kube::runtime::reflector::ObjectRef<crate::api::ExternalSecret>,
+            >,
+        >,
+    >,
+}
+
+/// How many reconciles of one kind run at once.
+pub const CONCURRENCY: u16 = 32;
+/// How many of them may be periodic refreshes of ExternalSecrets already in sync: the others
+/// are kept for ExternalSecrets never synced (or changed), rotations and forced syncs.
+pub const REFRESH_SLOTS: usize = 8;
+
+/// Per object uid: the resourceVersion a status write was based on and the one it produced.
+/// While the cache still shows the former, the cached object predates arnsync's own write (its
+/// watch event is on the way): a reconcile of it would redo work and repeat events.
+#[derive(Default)]
+pub struct Written(Mutex<HashMap<String, (String, String)>>);
+
+impl Written {
+    fn wrote(&self, kind: &str, uid: String, before: Option<String>, after: Option<String>) {
+        let mut w = self.0.lock().expect("written lock");
+        match (before, after) {
+            (Some(b), Some(a)) if b != a => {
+                w.insert(uid, (kind.to_string(), b));
+            }
+            _ => {
+                w.remove(&uid);
+            }
+        }
+    }
+
+    /// True when `obj` in the cache is older than arnsync's last status write of it.
+    pub fn stale<K: Resource>(&self, obj: &K) -> bool {
+        let (Some(uid), Some(rv)) = (
+            obj.meta().uid.as_ref(),
+            obj.meta().resource_version.as_ref(),
+        ) else {
+            return false;
+        };
+        let mut w = self.0.lock().expect("written lock");
+        match w.get(uid) {
+            Some((_, before)) if before == rv => true,
+            Some(_) => {
+                w.remove(uid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets the objects of `kind` not in `live` (uids).
+    pub fn retain(&self, kind: &str, live: &std::collections::HashSet<String>) {
+        self.0
+            .lock()
+            .expect("written lock")
+            .retain(|uid, (k, _)| k != kind || live.contains(uid));
+    }
 }
 
 /// Resolves when the controllers are to stop; shared by all of them.
@@ -106,7 +178,14 @@ impl Context {
                 instance: std::env::var("POD_NAME").ok(),
             },
         );
+        let (wake, woken) = futures::channel::mpsc::unbounded();
         Context {
+            caches: caches::Caches::default(),
+            targets: external_secret::TargetMemo::default(),
+            written: Written::default(),
+            refreshes: Arc::new(tokio::sync::Semaphore::new(REFRESH_SLOTS)),
+            wake,
+            woken: Mutex::new(Some(woken)),
             versions: external_secret::VersionWatch::new(sources.clone(), metrics.clone()),
             restarts: restart::Restarts::default(),
             client,
@@ -118,6 +197,27 @@ impl Context {
             inputs: external_secret::InputsMemo::default(),
             identities: identities::IdentityUsers::default(),
         }
+    }
+
+    /// Asks for a reconcile of an ExternalSecret.
+    pub(crate) fn wake_external_secret(
+        &self,
+        es: kube::runtime::reflector::ObjectRef<crate::api::ExternalSecret>,
+    ) {
+        let _ = self.wake.unbounded_send(es);
+    }
+
+    /// The wake-ups of [`Context::wake_external_secret`], for the ExternalSecret controller.
+    pub(crate) fn woken_external_secrets(
+        &self,
+    ) -> futures::channel::mpsc::UnboundedReceiver<
+        kube::runtime::reflector::ObjectRef<crate::api::ExternalSecret>,
+    > {
+        self.woken
+            .lock()
+            .expect("woken lock")
+            .take()
+            .expect("one ExternalSecret controller")
     }
 
     /// The API of a namespaced kind: in the watched namespace, or in all.
@@ -192,16 +292,23 @@ where
             "kind": K::kind(&()),
             "status": status,
         });
-        api.patch_status(
-            &obj.name_any(),
-            &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
-            &kube::api::Patch::Apply(body),
-        )
-        .await
-        .map_err(|source| Error::Status {
-            who: format!("{} {}", K::kind(&()), obj.name_any()),
-            source,
-        })?;
+        let written = api
+            .patch_status(
+                &obj.name_any(),
+                &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
+                &kube::api::Patch::Apply(body),
+            )
+            .await
+            .map_err(|source| Error::Status {
+                who: format!("{} {}", K::kind(&()), obj.name_any()),
+                source,
+            })?;
+        ctx.written.wrote(
+            &K::kind(&()),
+            obj.uid().unwrap_or_default(),
+            obj.resource_version(),
+            written.resource_version(),
+        );
     }
     if previous.is_none_or(|p| p.status != ready.status || p.reason != ready.reason) {
         let type_ = if ready.status == ConditionStatus::True {

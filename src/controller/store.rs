@@ -1,12 +1,16 @@
 //! Store resolution: which store an ExternalSecret may use, and the identity it reads as.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
 
+use super::caches::{Lookup, Named};
 use super::error::SyncError;
+use super::Context;
 use crate::api::{
     parse_duration, AwsSettings, ClusterSecretStore, ClusterStoreCondition, ExternalSecret,
     RetrySettings, SecretKeySelector, SecretStore, Service, ServiceAccountRef, StoreKind,
@@ -42,18 +46,39 @@ where
     })
 }
 
+/// An object from its watched cache; read from the API server only when the cache does not
+/// hold it (it may be newer than the cache, or not exist).
+async fn cached<K>(
+    cache: &Store<K>,
+    api: Api<K>,
+    name: &str,
+    ns: Option<&str>,
+    who: &str,
+) -> Result<Option<Arc<K>>, SyncError>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let key = match ns {
+        Some(ns) => ObjectRef::new(name).within(ns),
+        None => ObjectRef::new(name),
+    };
+    if let Some(obj) = cache.get(&key) {
+        return Ok(Some(obj));
+    }
+    Ok(find(api, name, who).await?.map(Arc::new))
+}
+
 /// Finds the store `es` names, checks that `es` may use it, and reads its credentials.
-pub async fn resolve_for(
-    client: &Client,
-    es: &ExternalSecret,
-    single_namespace: bool,
-) -> Result<ResolvedStore, SyncError> {
+pub async fn resolve_for(ctx: &Context, es: &ExternalSecret) -> Result<ResolvedStore, SyncError> {
+    let client = &ctx.client;
+    let single_namespace = ctx.options.namespace.is_some();
     let ns = es.namespace().unwrap_or_default();
     let who = es.label();
     let r = &es.spec.secret_store_ref;
     match r.kind {
         StoreKind::SecretStore => {
-            let store = find(Api::<SecretStore>::namespaced(client.clone(), &ns), &r.name, &who)
+            let api = Api::<SecretStore>::namespaced(client.clone(), &ns);
+            let store = cached(&ctx.caches.secret_stores, api, &r.name, Some(&ns), &who)
                 .await?
                 .ok_or_else(|| {
                     SyncError::StoreNotFound(format!(
@@ -61,13 +86,14 @@ pub async fn resolve_for(
                         r.name
                     ))
                 })?;
-            resolve_secret_store(client, &store).await
+            resolve_secret_store(ctx, &store).await
         }
         StoreKind::ClusterSecretStore if single_namespace => Err(SyncError::StoreNotAllowed(format!(
             "{who}: arnsync runs for namespace {ns} only (--namespace), without access to ClusterSecretStores; use a SecretStore"
         ))),
         StoreKind::ClusterSecretStore => {
-            let store = find(Api::<ClusterSecretStore>::all(client.clone()), &r.name, &who)
+            let api = Api::<ClusterSecretStore>::all(client.clone());
+            let store = cached(&ctx.caches.cluster_stores, api, &r.name, None, &who)
                 .await?
                 .ok_or_else(|| {
                     SyncError::StoreNotFound(format!(
@@ -75,30 +101,35 @@ pub async fn resolve_for(
                         r.name
                     ))
                 })?;
-            let namespace = find(Api::<Namespace>::all(client.clone()), &ns, &who).await?;
-            let labels = namespace.map(|n| n.labels().clone()).unwrap_or_default();
+            let labels = match ctx.caches.namespaces.get(&ObjectRef::new(&ns)) {
+                Some(n) => n.labels().clone(),
+                None => find(Api::<Namespace>::all(client.clone()), &ns, &who)
+                    .await?
+                    .map(|n| n.labels().clone())
+                    .unwrap_or_default(),
+            };
             if !admits(&store.spec.conditions, &ns, &labels) {
                 return Err(SyncError::StoreNotAllowed(format!(
                     "{who}: ClusterSecretStore {} does not admit namespace {ns}; add the namespace (or a matching namespaceSelector) to its spec.conditions",
                     r.name
                 )));
             }
-            resolve_cluster_store(client, &store).await
+            resolve_cluster_store(ctx, &store).await
         }
     }
 }
 
 pub async fn resolve_secret_store(
-    client: &Client,
+    ctx: &Context,
     store: &SecretStore,
 ) -> Result<ResolvedStore, SyncError> {
     let ns = store.namespace().unwrap_or_default();
     let display = format!("SecretStore {ns}/{}", store.name_any());
-    resolve(client, display, store, store.spec.aws(), Some(&ns)).await
+    resolve(ctx, display, store, store.spec.aws(), Some(&ns)).await
 }
 
 pub async fn resolve_cluster_store(
-    client: &Client,
+    ctx: &Context,
     store: &ClusterSecretStore,
 ) -> Result<ResolvedStore, SyncError> {
     let display = format!("ClusterSecretStore {}", store.name_any());
@@ -111,22 +142,22 @@ pub async fn resolve_cluster_store(
             })?;
         }
     }
-    resolve(client, display, store, store.spec.aws(), None).await
+    resolve(ctx, display, store, store.spec.aws(), None).await
 }
 
 /// Reads a store's credentials and names its identity. `own_namespace`: see [`read_keys`].
 async fn resolve<K: ResourceExt>(
-    client: &Client,
+    ctx: &Context,
     display: String,
     store: &K,
     settings: AwsSettings,
     own_namespace: Option<&str>,
 ) -> Result<ResolvedStore, SyncError> {
     check_provider(&display, &settings)?;
-    let keys = read_keys(client, &display, &settings, own_namespace).await?;
+    let keys = read_keys(ctx, &display, &settings, own_namespace).await?;
     let mut roles: Vec<AssumeRole> = settings.roles.iter().map(Into::into).collect();
     let web_identity = match &settings.jwt {
-        Some(sa) => Some(web_identity(client, &display, sa, &mut roles, own_namespace).await?),
+        Some(sa) => Some(web_identity(ctx, &display, sa, &mut roles, own_namespace).await?),
         None => None,
     };
     Ok(ResolvedStore {
@@ -202,7 +233,7 @@ pub const AUDIENCE_ANNOTATION: &str = "eks.amazonaws.com/audience";
 /// its `eks.amazonaws.com/role-arn` annotation (the store's `role`, when set, is then assumed on
 /// top). Without the annotation, the tokens are exchanged for the store's `role` directly.
 async fn web_identity(
-    client: &Client,
+    ctx: &Context,
     display: &str,
     sa: &ServiceAccountRef,
     roles: &mut Vec<AssumeRole>,
@@ -210,11 +241,10 @@ async fn web_identity(
 ) -> Result<WebIdentity, SyncError> {
     let field = "provider.aws.auth.jwt.serviceAccountRef";
     let ns = credentials_namespace(display, field, own_namespace, sa.namespace.as_deref())?;
-    let account = find(
-        Api::<ServiceAccount>::namespaced(client.clone(), &ns),
-        &sa.name,
-        display,
-    )
+    let api = Api::<ServiceAccount>::namespaced(ctx.client.clone(), &ns);
+    let annotations = named(&ctx.caches.service_accounts, api, &ns, &sa.name, display, |a| {
+        a.metadata.annotations.unwrap_or_default()
+    })
     .await?
     .ok_or_else(|| {
         SyncError::StoreNotReady(format!(
@@ -222,7 +252,6 @@ async fn web_identity(
             sa.name
         ))
     })?;
-    let annotations = account.annotations();
     let role_arn = match annotations.get(ROLE_ARN_ANNOTATION) {
         Some(arn) => arn.clone(),
         None if roles.len() == 1 => roles.remove(0).arn,
@@ -254,10 +283,36 @@ async fn web_identity(
     })
 }
 
+/// What a store needs of object `ns/name`: from the cache of named objects, else read (and
+/// kept until the object changes). `None` when it does not exist.
+async fn named<K, V>(
+    cache: &Named<V>,
+    api: Api<K>,
+    ns: &str,
+    name: &str,
+    who: &str,
+    keep: impl FnOnce(K) -> V,
+) -> Result<Option<Arc<V>>, SyncError>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let ticket = match cache.lookup(ns, name) {
+        Lookup::Hit(v) => return Ok(Some(v)),
+        Lookup::Miss(t) => t,
+    };
+    let Some(obj) = find(api, name, who).await? else {
+        return Ok(None);
+    };
+    let rv = obj.meta().resource_version.clone().unwrap_or_default();
+    let value = Arc::new(keep(obj));
+    cache.put(ns, name, ticket, rv, value.clone());
+    Ok(Some(value))
+}
+
 /// Reads static keys. `own_namespace` is the SecretStore's namespace: it may read only there.
 /// For a ClusterSecretStore (`None`) every reference must name its namespace.
 async fn read_keys(
-    client: &Client,
+    ctx: &Context,
     display: &str,
     settings: &AwsSettings,
     own_namespace: Option<&str>,
@@ -267,11 +322,10 @@ async fn read_keys(
     };
     let read = |field: &'static str, sel: SecretKeySelector| async move {
         let ns = credentials_namespace(display, field, own_namespace, sel.namespace.as_deref())?;
-        let secret = find(
-            Api::<Secret>::namespaced(client.clone(), &ns),
-            &sel.name,
-            display,
-        )
+        let api = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
+        let data = named(&ctx.caches.credentials, api, &ns, &sel.name, display, |s| {
+            s.data.unwrap_or_default()
+        })
         .await?
         .ok_or_else(|| {
             SyncError::StoreNotReady(format!(
@@ -279,17 +333,12 @@ async fn read_keys(
                 sel.name, sel.key
             ))
         })?;
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(&sel.key))
-            .map(|b| b.0.clone())
-            .ok_or_else(|| {
-                SyncError::StoreNotReady(format!(
-                    "{display}: {field}: Secret {ns}/{} has no key {:?}",
-                    sel.name, sel.key
-                ))
-            })?;
+        let bytes = data.get(&sel.key).map(|b| b.0.clone()).ok_or_else(|| {
+            SyncError::StoreNotReady(format!(
+                "{display}: {field}: Secret {ns}/{} has no key {:?}",
+                sel.name, sel.key
+            ))
+        })?;
         let text = String::from_utf8(bytes).map_err(|_| {
             SyncError::StoreNotReady(format!(
                 "{display}: {field}: key {:?} of Secret {ns}/{} is not UTF-8 text",

@@ -10,21 +10,31 @@ use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::runtime::{watcher, Controller};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
 
+use super::caches::strip;
 use super::error::{Error, SyncError};
+use super::external_secret::StoreWakes;
 use super::store::{resolve_cluster_store, resolve_secret_store, ResolvedStore};
 use super::{publish_status, Context, Shutdown};
 use crate::api::{
-    set_condition, ClusterSecretStore, Condition, ConditionStatus, SecretStore, StoreStatus,
+    set_condition, ClusterSecretStore, Condition, ConditionStatus, SecretStore, StoreKind,
+    StoreStatus,
 };
 
 /// The SecretStore controller, and the ClusterSecretStore one unless arnsync runs for one
-/// namespace (namespaced RBAC only).
+/// namespace (namespaced RBAC only). Their watches fill the store caches every reconcile reads,
+/// and wake the ExternalSecrets of a store that changed.
 pub(super) async fn controllers(ctx: &Arc<Context>, shutdown: Shutdown) {
-    let stores = Controller::new(ctx.api::<SecretStore>(), watcher::Config::default());
-    let live = report_live(ctx, "SecretStore", stores.store());
+    let stores = store_controller(
+        ctx,
+        ctx.api::<SecretStore>(),
+        ctx.caches.secret_stores(),
+        ctx.caches.secret_stores.clone(),
+        StoreKind::SecretStore,
+    );
+    let live = report_live(ctx, "SecretStore", ctx.caches.secret_stores.clone());
     let stores = stores
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_store, error_policy, ctx.clone())
@@ -33,11 +43,14 @@ pub(super) async fn controllers(ctx: &Arc<Context>, shutdown: Shutdown) {
         tokio::select! { _ = stores => {}, _ = live => {} }
         return;
     }
-    let cluster_stores = Controller::new(
+    let cluster_stores = store_controller(
+        ctx,
         Api::<ClusterSecretStore>::all(ctx.client.clone()),
-        watcher::Config::default(),
+        ctx.caches.cluster_stores(),
+        ctx.caches.cluster_stores.clone(),
+        StoreKind::ClusterSecretStore,
     );
-    let cluster_live = report_live(ctx, "ClusterSecretStore", cluster_stores.store());
+    let cluster_live = report_live(ctx, "ClusterSecretStore", ctx.caches.cluster_stores.clone());
     let cluster_stores = cluster_stores
         .graceful_shutdown_on(shutdown)
         .run(reconcile_cluster_store, error_policy, ctx.clone())
@@ -46,6 +59,36 @@ pub(super) async fn controllers(ctx: &Arc<Context>, shutdown: Shutdown) {
         _ = futures::future::join(stores, cluster_stores) => {}
         _ = futures::future::join(live, cluster_live) => {}
     }
+}
+
+/// A store controller over the store cache: its watch (objects stripped, see
+/// [`super::caches::strip`]) fills `writer` and wakes the ExternalSecrets of changed stores.
+fn store_controller<K>(
+    ctx: &Arc<Context>,
+    api: Api<K>,
+    writer: kube::runtime::reflector::store::Writer<K>,
+    cache: Store<K>,
+    kind: StoreKind,
+) -> Controller<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let mut wakes = StoreWakes::<K>::new(kind);
+    let for_wakes = ctx.clone();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(strip)
+        .reflect(writer)
+        .inspect(move |event| wakes.observe(&for_wakes, event))
+        .applied_objects();
+    Controller::for_stream(stream, cache)
+        .with_config(kube::runtime::controller::Config::default().concurrency(super::CONCURRENCY))
 }
 
 /// Tells the identity registry which stores of `kind` exist, every few seconds once the cache
@@ -132,7 +175,7 @@ fn recheck(refresh_interval: Option<i64>) -> Duration {
 }
 
 pub async fn reconcile_store(store: Arc<SecretStore>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let resolved = resolve_secret_store(&ctx.client, &store).await;
+    let resolved = resolve_secret_store(&ctx, &store).await;
     let api: Api<SecretStore> =
         Api::namespaced(ctx.client.clone(), &store.namespace().unwrap_or_default());
     let every = recheck(store.spec.refresh_interval);
@@ -151,7 +194,7 @@ pub async fn reconcile_cluster_store(
     store: Arc<ClusterSecretStore>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let resolved = resolve_cluster_store(&ctx.client, &store).await;
+    let resolved = resolve_cluster_store(&ctx, &store).await;
     let api: Api<ClusterSecretStore> = Api::all(ctx.client.clone());
     let every = recheck(store.spec.refresh_interval);
     check(

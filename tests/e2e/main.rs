@@ -2,6 +2,7 @@
 //! fault proxy). Assertions wait for an outcome ("eventually"), never for a duration.
 
 mod batching;
+mod api_reads;
 mod cluster_external_secret;
 mod eso_manifests;
 mod events;

@@ -103,10 +103,11 @@ ClusterExternalSecrets (which write ExternalSecrets in the namespaces they selec
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get"]
-# provider.aws.auth.jwt: a token for the store's ServiceAccount, exchanged with STS.
+# provider.aws.auth.jwt: a token for the store's ServiceAccount, exchanged with STS (its
+# annotations are cached, and the cache follows changes through a metadata watch).
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["get"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: [""]
   resources: ["serviceaccounts/token"]
   verbs: ["create"]

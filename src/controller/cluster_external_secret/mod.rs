@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
@@ -45,7 +46,7 @@ const NAMESPACES_WAIT: Duration = Duration::from_secs(30);
 /// What the reconciler shares: the operator's context and the namespace cache.
 pub(super) struct CesContext {
     ctx: Arc<Context>,
-    namespaces: Store<Namespace>,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
 }
 
 /// What one pass did.

@@ -13,6 +13,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::{error_policy, reconcile, CesContext};
 use crate::api::{ClusterExternalSecret, ExternalSecret};
+use crate::controller::caches::strip_namespace;
 use crate::controller::{Context, Shutdown};
 
 /// Runs the ClusterExternalSecret controller until `shutdown` resolves.
@@ -23,8 +24,12 @@ pub(in crate::controller) async fn controller(ctx: &Arc<Context>, shutdown: Shut
         watcher::Config::default(),
     );
     let cache = controller.store();
-    let (namespaces, writer) = reflector::store::<Namespace>();
-    let woken_by_namespaces = namespace_changes(Api::all(client.clone()), writer, cache.clone());
+    let namespaces = ctx.caches.namespaces.clone();
+    let woken_by_namespaces = namespace_changes(
+        Api::all(client.clone()),
+        ctx.caches.namespaces(),
+        cache.clone(),
+    );
     let cx = Arc::new(CesContext {
         ctx: ctx.clone(),
         namespaces,
@@ -41,19 +46,21 @@ pub(in crate::controller) async fn controller(ctx: &Arc<Context>, shutdown: Shut
         .await;
 }
 
-/// Keeps the namespace cache and wakes every ClusterExternalSecret when a namespace's labels
-/// change, a namespace starts terminating or goes, and after each full list.
+/// Keeps the namespace cache (metadata only, shared with the store checks of ClusterSecretStore
+/// conditions) and wakes every ClusterExternalSecret when a namespace's labels change, a
+/// namespace starts terminating or goes, and after each full list.
 fn namespace_changes(
-    api: Api<Namespace>,
-    writer: reflector::store::Writer<Namespace>,
+    api: Api<PartialObjectMeta<Namespace>>,
+    writer: reflector::store::Writer<PartialObjectMeta<Namespace>>,
     cache: Store<ClusterExternalSecret>,
 ) -> impl Stream<Item = ObjectRef<ClusterExternalSecret>> + Send + 'static {
     let mut seen: HashMap<String, (BTreeMap<String, String>, bool)> = HashMap::new();
     watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(strip_namespace)
         .reflect(writer)
         .filter_map(move |event| {
-            let view = |ns: &Namespace| {
+            let view = |ns: &PartialObjectMeta<Namespace>| {
                 (
                     ns.name_any(),
                     (

@@ -7,11 +7,12 @@ use serde_json::json;
 use crate::controller::{SyncError, FIELD_MANAGER};
 use crate::sync::{Action, ValidSpec};
 
+/// Returns the Secret as written, when it wrote one.
 pub(super) async fn write(
     secrets: &Api<Secret>,
     spec: &ValidSpec<'_>,
     action: &Action,
-) -> Result<(), SyncError> {
+) -> Result<Option<Secret>, SyncError> {
     let (who, target) = (&spec.who, spec.es.target_name());
     let kube_err = |source| SyncError::Kube {
         who: who.to_string(),
@@ -22,7 +23,7 @@ pub(super) async fn write(
             secret,
             changed: true,
         } => {
-            secrets
+            let written = secrets
                 .patch(
                     &target,
                     &PatchParams::apply(FIELD_MANAGER).force(),
@@ -31,6 +32,7 @@ pub(super) async fn write(
                 .await
                 .map_err(kube_err)?;
             tracing::info!(object = %who, secret = %target, "wrote Secret");
+            return Ok(Some(written));
         }
         Action::Delete => {
             match secrets.delete(&target, &DeleteParams::default()).await {
@@ -42,7 +44,7 @@ pub(super) async fn write(
         }
         Action::Apply { changed: false, .. } | Action::Keep => {}
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The apply body: only the fields arnsync owns.

@@ -14,8 +14,11 @@ use crate::sync::{data_hash, written_by, Action, Plan, ValidSpec, HASH_ANNOTATIO
 /// What `decide` looks at besides the clock.
 pub(super) struct Facts<'a> {
     pub spec: &'a ValidSpec<'a>,
-    /// The target Secret as it is now.
+    /// The target Secret as it is now (perhaps only its metadata, when `intact`).
     pub existing: Option<&'a Secret>,
+    /// The target Secret is at a version whose data arnsync wrote or checked against its hash
+    /// annotation: its data need not be compared.
+    pub intact: bool,
     /// Version moves waiting for this ExternalSecret.
     pub pending_rotations: usize,
     /// False when this process last read with another store version.
@@ -26,8 +29,9 @@ pub(super) struct Facts<'a> {
 pub(super) enum Decision {
     /// Nothing to read: keep the Secret, with the plan the status records.
     UpToDate(Plan),
-    /// Read AWS; `pinned`: at the versions a rotation wake-up saw (already cached by it).
-    Read { pinned: bool },
+    /// Read AWS; `pinned`: at the versions a rotation wake-up saw (already cached by it);
+    /// `forced`: a new force-sync annotation asks for it.
+    Read { pinned: bool, forced: bool },
 }
 
 pub(super) fn decide(facts: &Facts<'_>, now: DateTime<Utc>) -> Decision {
@@ -37,6 +41,7 @@ pub(super) fn decide(facts: &Facts<'_>, now: DateTime<Utc>) -> Decision {
     if facts.pending_rotations > 0 || forced {
         return Decision::Read {
             pinned: facts.pending_rotations > 0,
+            forced,
         };
     }
     if let Some(plan) = created_once(facts) {
@@ -44,7 +49,10 @@ pub(super) fn decide(facts: &Facts<'_>, now: DateTime<Utc>) -> Decision {
     }
     match up_to_date(facts, now) {
         Some(plan) => Decision::UpToDate(plan),
-        None => Decision::Read { pinned: false },
+        None => Decision::Read {
+            pinned: false,
+            forced: false,
+        },
     }
 }
 
@@ -109,7 +117,7 @@ fn up_to_date(facts: &Facts<'_>, now: DateTime<Utc>) -> Option<Plan> {
     // Merge targets hold other keys too, so only the annotation can be compared there.
     let intact = match (es.spec.target.creation_policy, annotated) {
         (CreationPolicy::Merge, a) => a == Some(hash),
-        (_, Some(a)) => &data_hash(&current) == a,
+        (_, Some(a)) => facts.intact || &data_hash(&current) == a,
         (_, None) => false,
     };
     intact.then(|| Plan {
@@ -183,13 +191,17 @@ mod tests {
         let facts = Facts {
             spec: &spec,
             existing: Some(existing),
+            intact: false,
             pending_rotations: pending,
             same_inputs: same,
         };
         decide(&facts, NOW.parse().unwrap())
     }
 
-    const READ: Decision = Decision::Read { pinned: false };
+    const READ: Decision = Decision::Read {
+        pinned: false,
+        forced: false,
+    };
 
     #[test]
     fn an_intact_secret_within_its_refresh_is_up_to_date_with_the_status_plan() {
@@ -215,7 +227,13 @@ mod tests {
     #[test]
     fn a_new_force_sync_value_reads_and_an_honoured_one_does_not() {
         let mut es = synced_es("2026-01-01T11:30:00Z", json!({"force": "1"}));
-        assert_eq!(decide_for(&es, &secret(&written()), 0, true), READ);
+        assert_eq!(
+            decide_for(&es, &secret(&written()), 0, true),
+            Decision::Read {
+                pinned: false,
+                forced: true
+            }
+        );
         es.status.as_mut().unwrap().force_sync = Some("1".into());
         assert!(matches!(
             decide_for(&es, &secret(&written()), 0, true),
@@ -228,8 +246,30 @@ mod tests {
         let es = synced_es("2026-01-01T11:30:00Z", json!({}));
         assert_eq!(
             decide_for(&es, &secret(&written()), 1, true),
-            Decision::Read { pinned: true }
+            Decision::Read {
+                pinned: true,
+                forced: false
+            }
         );
+    }
+
+    #[test]
+    fn metadata_is_enough_when_the_secret_is_at_a_version_known_intact() {
+        let es = synced_es("2026-01-01T11:30:00Z", json!({}));
+        let mut meta_only = secret(&written());
+        meta_only.data = None;
+        let spec = validate(&es).unwrap();
+        let facts = |intact| Facts {
+            spec: &spec,
+            existing: Some(&meta_only),
+            intact,
+            pending_rotations: 0,
+            same_inputs: true,
+        };
+        let now = NOW.parse().unwrap();
+        assert!(matches!(decide(&facts(true), now), Decision::UpToDate(_)));
+        // Without that knowledge the data must be compared (and here it is not known).
+        assert_eq!(decide(&facts(false), now), READ);
     }
 
     #[test]

@@ -1,55 +1,174 @@
 //! Dereference: the inputs of a sync besides the spec — the target Secret as it is, and the
 //! store with its credentials — and which changes of them wake an ExternalSecret.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{watcher, Controller};
-use kube::ResourceExt;
+use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::{Resource, ResourceExt};
 
+use super::super::caches::{managed_only, strip};
 use super::super::store::{self, ResolvedStore};
 use super::super::Context;
-use crate::api::{ClusterSecretStore, ExternalSecret, SecretStore, StoreKind};
+use crate::api::{CreationPolicy, ExternalSecret, StoreKind};
 use crate::controller::SyncError;
-use crate::sync::{named_sources, PlanError, TemplateSources, MANAGED_LABEL, OWNER_ANNOTATION};
+use crate::sync::{
+    data_hash, named_sources, PlanError, TemplateSources, HASH_ANNOTATION, OWNER_ANNOTATION,
+};
 
 pub(super) struct Inputs {
     /// The Secrets of the ExternalSecret's namespace.
     pub secrets: Api<Secret>,
     /// The target Secret, if it exists.
-    pub existing: Option<Secret>,
+    pub target: Target,
     pub store: ResolvedStore,
-    /// The ConfigMaps and Secrets `target.template.templateFrom` names.
-    pub templates: TemplateSources,
+}
+
+/// The target Secret as a sync knows it before deciding.
+pub(super) struct Target {
+    /// The Secret, if it exists: read in full, or only its cached metadata (no data).
+    pub secret: Option<Secret>,
+    /// True when `secret` was read from the API server (with its data).
+    pub full: bool,
+    /// True when the Secret is at the resourceVersion at which arnsync last wrote it or found
+    /// its data matching its hash annotation: it still does, without reading it.
+    pub intact: bool,
 }
 
 pub(super) async fn inputs(es: &ExternalSecret, ctx: &Context) -> Result<Inputs, SyncError> {
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &es.namespace().unwrap_or_default());
-    let existing = secrets
+    let store = store::resolve_for(ctx, es).await?;
+    let target = target(es, ctx, &secrets).await?;
+    Ok(Inputs {
+        secrets,
+        target,
+        store,
+    })
+}
+
+/// The target Secret from the metadata cache when that is enough to decide: it is at the
+/// version arnsync last wrote or verified, or a Merge target (whose data is not compared).
+/// Otherwise it is read.
+async fn target(
+    es: &ExternalSecret,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+) -> Result<Target, SyncError> {
+    let (ns, name) = (es.namespace().unwrap_or_default(), es.target_name());
+    if let Some(meta) = ctx.caches.managed_secret(&ns, &name) {
+        let rv = meta.resource_version().unwrap_or_default();
+        let intact = ctx.targets.intact(es, &rv);
+        if intact || es.spec.target.creation_policy == CreationPolicy::Merge {
+            return Ok(Target {
+                secret: Some(Secret {
+                    metadata: meta.metadata.clone(),
+                    ..Secret::default()
+                }),
+                full: false,
+                intact,
+            });
+        }
+    }
+    Ok(Target {
+        secret: read_target(es, secrets).await?,
+        full: true,
+        intact: false,
+    })
+}
+
+async fn read_target(
+    es: &ExternalSecret,
+    secrets: &Api<Secret>,
+) -> Result<Option<Secret>, SyncError> {
+    secrets
         .get_opt(&es.target_name())
         .await
         .map_err(|source| SyncError::Kube {
             who: es.label(),
             source,
-        })?;
-    let store = store::resolve_for(&ctx.client, es, ctx.options.namespace.is_some()).await?;
-    let templates = template_sources(es, ctx).await?;
-    Ok(Inputs {
-        secrets,
-        existing,
-        store,
-        templates,
-    })
+        })
+}
+
+impl Inputs {
+    /// The target Secret with its data, for planning: read now if only its metadata is known.
+    pub(super) async fn full_target(
+        &mut self,
+        es: &ExternalSecret,
+    ) -> Result<Option<&Secret>, SyncError> {
+        if !self.target.full {
+            self.target.secret = read_target(es, &self.secrets).await?;
+            self.target.full = true;
+            self.target.intact = false;
+        }
+        Ok(self.target.secret.as_ref())
+    }
+}
+
+/// True when a Secret's data is what its hash annotation says (data written by arnsync and
+/// not edited since).
+pub(super) fn holds_its_hash(secret: &Secret) -> bool {
+    let Some(annotated) = secret.annotations().get(HASH_ANNOTATION) else {
+        return false;
+    };
+    let data: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    &data_hash(&data) == annotated
+}
+
+/// Per ExternalSecret uid: the target Secret's name and the resourceVersion at which its data
+/// was known to match its hash annotation (arnsync wrote it, or read and checked it). Lost on
+/// restart: the first sync after it reads each target Secret once.
+#[derive(Default)]
+pub struct TargetMemo(Mutex<HashMap<String, (String, String)>>);
+
+impl TargetMemo {
+    fn intact(&self, es: &ExternalSecret, resource_version: &str) -> bool {
+        self.0
+            .lock()
+            .expect("targets lock")
+            .get(&es.uid().unwrap_or_default())
+            .is_some_and(|(name, rv)| *name == es.target_name() && rv == resource_version)
+    }
+
+    /// Remembers `secret` when its data matches its hash annotation; forgets otherwise.
+    pub(super) fn remember(&self, es: &ExternalSecret, secret: Option<&Secret>) {
+        let uid = es.uid().unwrap_or_default();
+        let mut memo = self.0.lock().expect("targets lock");
+        match secret
+            .filter(|s| holds_its_hash(s))
+            .and_then(|s| s.resource_version())
+        {
+            Some(rv) => {
+                memo.insert(uid, (es.target_name(), rv));
+            }
+            None => {
+                memo.remove(&uid);
+            }
+        }
+    }
+
+    /// Forgets the ExternalSecrets not in `live` (uids).
+    pub(super) fn retain(&self, live: &HashSet<String>) {
+        self.0
+            .lock()
+            .expect("targets lock")
+            .retain(|uid, _| live.contains(uid));
+    }
 }
 
 /// Reads the ConfigMaps and Secrets of the ExternalSecret's namespace that
 /// `target.template.templateFrom` names (their texts are templates, not values).
-async fn template_sources(
+pub(super) async fn template_sources(
     es: &ExternalSecret,
     ctx: &Context,
 ) -> Result<TemplateSources, SyncError> {
@@ -100,6 +219,14 @@ async fn template_sources(
 pub struct InputsMemo(Mutex<HashMap<String, (String, i64)>>);
 
 impl InputsMemo {
+    /// Forgets the ExternalSecrets not in `live` (uids).
+    pub(super) fn retain(&self, live: &HashSet<String>) {
+        self.0
+            .lock()
+            .expect("inputs lock")
+            .retain(|uid, _| live.contains(uid));
+    }
+
     pub(super) fn remember(&self, es: &ExternalSecret, store: &ResolvedStore) {
         self.0
             .lock()
@@ -117,57 +244,126 @@ impl InputsMemo {
     }
 }
 
-/// Wakes an ExternalSecret when its Secret (metadata only: arnsync never keeps Secret values in
-/// memory between reconciles) or its store changes.
+/// Wakes an ExternalSecret when its Secret changes, and keeps the Secret caches: one metadata
+/// watch of the Secrets (arnsync never keeps Secret values in memory between reconciles) fills
+/// the managed Secrets' metadata cache and tells the credentials cache which Secrets changed.
 pub(super) fn wake_on_inputs(
     controller: Controller<ExternalSecret>,
     ctx: &Arc<Context>,
-    cache: &Store<ExternalSecret>,
 ) -> Controller<ExternalSecret> {
-    let owned_secrets = watcher::Config::default().labels(&format!("{MANAGED_LABEL}=true"));
-    let for_stores = cache.clone();
-    let controller = controller
-        .watches(
-            ctx.api::<PartialObjectMeta<Secret>>(),
-            owned_secrets,
-            |meta: PartialObjectMeta<Secret>| {
-                let owner = meta.annotations().get(OWNER_ANNOTATION).cloned();
-                let ns = meta.namespace();
-                owner.and_then(|name: String| {
-                    ns.map(|ns: String| ObjectRef::<ExternalSecret>::new(&name).within(&ns))
-                })
-            },
-        )
-        .watches(
-            ctx.api::<SecretStore>(),
-            watcher::Config::default(),
-            move |store: SecretStore| {
-                users_of(
-                    &for_stores,
-                    StoreKind::SecretStore,
-                    &store.name_any(),
-                    store.namespace(),
-                )
-            },
-        );
-    // ClusterSecretStores are cluster-scoped: in single-namespace mode (namespaced RBAC only)
-    // they are not watched, and ExternalSecrets that name one are told so.
-    if ctx.options.namespace.is_some() {
-        return controller;
-    }
-    let for_cluster_stores = cache.clone();
-    controller.watches(
-        Api::<ClusterSecretStore>::all(ctx.client.clone()),
+    let caches = ctx.clone();
+    let managed = ctx.caches.managed_secrets.clone();
+    let secrets = watcher(
+        ctx.api::<PartialObjectMeta<Secret>>(),
         watcher::Config::default(),
-        move |store: ClusterSecretStore| {
-            users_of(
-                &for_cluster_stores,
-                StoreKind::ClusterSecretStore,
-                &store.name_any(),
-                None,
-            )
-        },
     )
+    .default_backoff()
+    .modify(strip)
+    .inspect(move |event| caches.caches.credentials.observe(event))
+    .try_filter_map(move |event| futures::future::ready(Ok(managed_only(event, &managed))))
+    .reflect(ctx.caches.managed_secrets())
+    .touched_objects();
+    controller.watches_stream(secrets, |meta: PartialObjectMeta<Secret>| {
+        let owner = meta.annotations().get(OWNER_ANNOTATION).cloned();
+        let ns = meta.namespace();
+        owner.and_then(|name: String| {
+            ns.map(|ns: String| ObjectRef::<ExternalSecret>::new(&name).within(&ns))
+        })
+    })
+}
+
+/// Keeps the ServiceAccount cache of `auth.jwt` stores current (metadata watch; only the
+/// ServiceAccounts stores name are kept). Runs until the process ends.
+pub(super) async fn follow_service_accounts(ctx: &Context) {
+    watcher(
+        ctx.api::<PartialObjectMeta<ServiceAccount>>(),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .for_each(|event| {
+        ctx.caches.service_accounts.observe(&event);
+        futures::future::ready(())
+    })
+    .await;
+}
+
+/// Wakes the ExternalSecrets that use a store when the store changes (anything but its status,
+/// which its own controller writes) or goes; fed by the store watch.
+pub(crate) struct StoreWakes<K> {
+    kind: StoreKind,
+    seen: HashMap<(String, String), StoreView>,
+    listed: bool,
+    _kind: std::marker::PhantomData<K>,
+}
+
+type StoreView = (
+    Option<String>,
+    Option<i64>,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    bool,
+);
+
+impl<K: Resource<DynamicType = ()>> StoreWakes<K> {
+    pub(crate) fn new(kind: StoreKind) -> Self {
+        StoreWakes {
+            kind,
+            seen: HashMap::new(),
+            listed: false,
+            _kind: std::marker::PhantomData,
+        }
+    }
+
+    /// The ExternalSecrets `event` concerns, sent to the ExternalSecret controller.
+    pub(crate) fn observe(
+        &mut self,
+        ctx: &Context,
+        event: &Result<watcher::Event<K>, watcher::Error>,
+    ) {
+        let key = |s: &K| (s.namespace().unwrap_or_default(), s.name_any());
+        let view = |s: &K| -> StoreView {
+            (
+                s.uid(),
+                s.meta().generation,
+                s.labels().clone(),
+                s.annotations().clone(),
+                s.meta().deletion_timestamp.is_some(),
+            )
+        };
+        let changed = match event {
+            Ok(watcher::Event::Apply(s)) => {
+                let v = view(s);
+                (self.seen.insert(key(s), v.clone()) != Some(v)).then_some(s)
+            }
+            // Stores listed at start-up wake nothing (every ExternalSecret is reconciled then);
+            // a relist after a lost watch wakes the users of what changed meanwhile.
+            Ok(watcher::Event::InitApply(s)) => {
+                let v = view(s);
+                let changed = self.seen.insert(key(s), v.clone()) != Some(v);
+                (changed && self.listed).then_some(s)
+            }
+            Ok(watcher::Event::InitDone) => {
+                self.listed = true;
+                None
+            }
+            Ok(watcher::Event::Delete(s)) => {
+                self.seen.remove(&key(s));
+                Some(s)
+            }
+            _ => None,
+        };
+        if let Some(s) = changed {
+            let users = users_of(
+                &ctx.caches.external_secrets,
+                self.kind,
+                &s.name_any(),
+                s.namespace(),
+            );
+            for u in users {
+                ctx.wake_external_secret(u);
+            }
+        }
+    }
 }
 
 /// The ExternalSecrets (from the controller's cache) that use a store.

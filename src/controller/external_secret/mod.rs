@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::runtime::Controller;
+use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::ResourceExt;
 
-pub use dereference::InputsMemo;
+pub(crate) use dereference::StoreWakes;
+pub use dereference::{InputsMemo, TargetMemo};
 pub(crate) use status::count_conditions;
 pub use watch::VersionWatch;
 
+use super::caches::strip;
 use super::error::{Error, SyncError};
 use super::Context;
 use crate::api::ExternalSecret;
@@ -45,7 +47,16 @@ pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Act
     if es.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let outcome = sync(&es, &ctx).await;
+    if ctx.written.stale(es.as_ref()) {
+        // The cache predates this process's last status write: its watch event brings the
+        // ExternalSecret as written, and another reconcile with it.
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    let outcome = match sync(&es, &ctx).await {
+        Ok(Step::Deferred) => return Ok(Action::requeue(deferral())),
+        Ok(Step::Synced(s)) => Ok(s),
+        Err(e) => Err(e),
+    };
     status::publish(&es, &ctx, &outcome, Utc::now()).await?;
     status::record(&es, &ctx, &outcome, started);
     let key = es.uid().unwrap_or_default();
@@ -64,10 +75,33 @@ pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Act
     })
 }
 
-async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
+/// What a sync did: synced (or found nothing to do), or put off a periodic refresh because the
+/// refresh slots are taken.
+enum Step {
+    Synced(Synced),
+    Deferred,
+}
+
+/// How long a deferred refresh waits before it tries again (spread out).
+fn deferral() -> Duration {
+    Duration::from_millis(rand::random_range(2000..5000))
+}
+
+/// True when the ExternalSecret is Ready at its current generation: a read for it is a
+/// periodic refresh (or a re-check), which gives way to ExternalSecrets never synced.
+fn in_sync(es: &ExternalSecret) -> bool {
+    es.status.as_ref().is_some_and(|s| {
+        s.observed_generation == es.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == crate::api::ConditionStatus::True)
+    })
+}
+
+async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Step, SyncError> {
     sync::validate(es).map_err(SyncError::InvalidSpec)?;
     let uid = es.uid().unwrap_or_default();
-    let inputs = dereference::inputs(es, ctx).await.inspect_err(|e| {
+    let mut inputs = dereference::inputs(es, ctx).await.inspect_err(|e| {
         if e.store_unusable() {
             ctx.identities.stops_using(&uid);
         }
@@ -80,37 +114,56 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
     let pending = ctx.versions.pending(&sub);
     let facts = Facts {
         spec: &spec,
-        existing: inputs.existing.as_ref(),
+        existing: inputs.target.secret.as_ref(),
+        intact: inputs.target.intact,
         pending_rotations: pending.len(),
         same_inputs: ctx.inputs.same(es, &inputs.store),
     };
-    let pinned = match decide(&facts, Utc::now()) {
+    let (pinned, forced) = match decide(&facts, Utc::now()) {
         Decision::UpToDate(plan) => {
             if follows_rotations(&spec) {
                 sub.track_from_status(&spec);
             }
-            return Ok(Synced {
+            if inputs.target.full {
+                ctx.targets.remember(es, inputs.target.secret.as_ref());
+            }
+            return Ok(Step::Synced(Synced {
                 plan,
                 read: false,
                 refresh: spec.refresh,
                 rotated: vec![],
-            });
+            }));
         }
-        Decision::Read { pinned } => pinned,
+        Decision::Read { pinned, forced } => (pinned, forced),
+    };
+    // A periodic refresh of an ExternalSecret in sync waits for a free refresh slot; anything
+    // else (never synced, changed, rotated, forced) reads at once.
+    let _slot = if in_sync(es) && !pinned && !forced {
+        match ctx.refreshes.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => return Ok(Step::Deferred),
+        }
+    } else {
+        None
     };
     let source = ctx.sources.source(&inputs.store.identity);
     let reads = fetch::read_all(&spec, source.as_ref(), &sub.pins(pinned)).await?;
     if follows_rotations(&spec) {
         sub.track_reads(&reads);
     }
-    let existing = inputs.existing.as_ref();
+    let templates = dereference::template_sources(es, ctx).await?;
+    let existing = inputs.full_target(es).await?;
     let plan = sync::plan(PlanInput {
         spec: &spec,
         reads,
         existing,
-        templates: &inputs.templates,
+        templates: &templates,
     })?;
-    apply::write(&inputs.secrets, &spec, &plan.action).await?;
+    match apply::write(&inputs.secrets, &spec, &plan.action).await? {
+        Some(written) => ctx.targets.remember(es, Some(&written)),
+        None if plan.action == PlanAction::Delete => ctx.targets.remember(es, None),
+        None => ctx.targets.remember(es, inputs.target.secret.as_ref()),
+    }
     ctx.versions.settle(&sub, pending.len());
     ctx.inputs.remember(es, &inputs.store);
     let changed = matches!(
@@ -122,12 +175,12 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Synced, SyncError> {
     } else {
         vec![]
     };
-    Ok(Synced {
+    Ok(Step::Synced(Synced {
         plan,
         read: true,
         refresh: spec.refresh,
         rotated,
-    })
+    }))
 }
 
 /// refreshPolicy OnChange and CreatedOnce read only when the ExternalSecret changes: a rotation
@@ -152,9 +205,15 @@ pub(super) fn controller(
     ctx: &Arc<Context>,
     shutdown: super::Shutdown,
 ) -> (Store<ExternalSecret>, impl std::future::Future<Output = ()>) {
-    let controller = Controller::new(ctx.api(), kube::runtime::watcher::Config::default());
-    let cache = controller.store();
-    let controller = dereference::wake_on_inputs(controller, ctx, &cache);
+    let cache = ctx.caches.external_secrets.clone();
+    let external_secrets = watcher(ctx.api::<ExternalSecret>(), watcher::Config::default())
+        .default_backoff()
+        .modify(strip)
+        .reflect(ctx.caches.external_secrets())
+        .applied_objects();
+    let controller = Controller::for_stream(external_secrets, cache.clone())
+        .with_config(kube::runtime::controller::Config::default().concurrency(super::CONCURRENCY));
+    let controller = dereference::wake_on_inputs(controller, ctx);
     let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
     let run = {
         let ctx = ctx.clone();
@@ -163,6 +222,7 @@ pub(super) fn controller(
             let reconciles = futures::StreamExt::for_each(
                 controller
                     .reconcile_on(wake_rx)
+                    .reconcile_on(ctx.woken_external_secrets())
                     .graceful_shutdown_on(shutdown)
                     .run(reconcile, error_policy, ctx.clone()),
                 |_| futures::future::ready(()),
@@ -171,6 +231,7 @@ pub(super) fn controller(
                 _ = reconciles => {}
                 _ = ctx.versions.deliver(wake_tx) => {}
                 _ = housekeeping(&ctx, &cache) => {}
+                _ = dereference::follow_service_accounts(&ctx) => {}
             }
         }
     };
@@ -192,10 +253,13 @@ async fn housekeeping(ctx: &Context, cache: &Store<ExternalSecret>) {
     loop {
         count_conditions(cache, &ctx.metrics);
         ctx.versions.untrack_missing(cache);
-        ctx.identities.live(
-            "ExternalSecret",
-            cache.state().iter().filter_map(|es| es.uid()).collect(),
-        );
+        let live: std::collections::HashSet<String> =
+            cache.state().iter().filter_map(|es| es.uid()).collect();
+        ctx.inputs.retain(&live);
+        ctx.targets.retain(&live);
+        ctx.written.retain("ExternalSecret", &live);
+        ctx.caches.forget_unnamed();
+        ctx.identities.live("ExternalSecret", live);
         if let Some(in_use) = ctx.identities.in_use(kinds) {
             ctx.versions.retain(&in_use);
         }

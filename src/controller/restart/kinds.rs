@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{watcher, Controller};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, ResourceExt};
 use serde_json::Value as Json;
 
@@ -120,8 +120,15 @@ pub(crate) async fn controllers(ctx: &Arc<Context>, shutdown: Shutdown) {
             Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
             None => Api::all_with(ctx.client.clone(), &resource),
         };
-        let controller = Controller::new_with(api, watcher::Config::default(), resource.clone());
-        let cache = controller.store();
+        // The workload cache keeps no managedFields (often half of a Deployment's size).
+        let writer = kube::runtime::reflector::store::Writer::new(resource.clone());
+        let cache = writer.as_reader();
+        let workloads = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(crate::controller::caches::strip)
+            .reflect(writer)
+            .applied_objects();
+        let controller = Controller::for_stream_with(workloads, cache.clone(), resource.clone());
         ctx.restarts
             .workloads
             .0
