@@ -1,8 +1,8 @@
 //! End to end: the `arnsync` binary against the Kubernetes test server and moto (behind the
 //! fault proxy). Assertions wait for an outcome ("eventually"), never for a duration.
 
-mod batching;
 mod api_reads;
+mod batching;
 mod cluster_external_secret;
 mod eso_manifests;
 mod events;
