@@ -110,6 +110,9 @@ where
 
 /// How often a healthy store is checked again, unless its `spec.refreshInterval` (seconds, as
 /// ESO spells it) says otherwise.
+/// The condition saying reads go one secret per call because batch reads are denied.
+const BATCH_READS: &str = "BatchReads";
+const BATCH_DENIED: &str = "BatchGetSecretValueDenied";
 const RECHECK: Duration = Duration::from_secs(600);
 
 /// How often the `EventsReady` condition is brought up to date.
@@ -235,6 +238,11 @@ where
         Err(_) => None,
     }
     .flatten();
+    // Reads found secretsmanager:BatchGetSecretValue denied: say so until it is allowed.
+    let batch_fallback = match &resolved {
+        Ok(r) => ctx.sources.source(&r.identity).batch_fallback(),
+        Err(_) => None,
+    };
     let outcome = match resolved {
         Ok(r) => {
             let display = r.display.clone();
@@ -305,6 +313,22 @@ where
             action
         }
     };
+    match batch_fallback {
+        Some(message) => {
+            set_condition(
+                &mut status.conditions,
+                Condition {
+                    type_: BATCH_READS.into(),
+                    status: ConditionStatus::False,
+                    reason: BATCH_DENIED.into(),
+                    message,
+                    last_transition_time: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                    observed_generation: store.meta().generation,
+                },
+            );
+        }
+        None => status.conditions.retain(|c| c.type_ != BATCH_READS),
+    }
     status.observed_generation = store.meta().generation;
     publish_status(
         ctx,

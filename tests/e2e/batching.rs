@@ -141,3 +141,66 @@ async fn a_sync_wave_reads_each_value_once_in_batches() {
     env.assert_no_leaks(&[&secret_value(1), &param_value(1)])
         .await;
 }
+
+/// An identity allowed GetSecretValue but not BatchGetSecretValue still syncs, one secret per
+/// call, and its store says why (and how to get the batches back).
+#[tokio::test(flavor = "multi_thread")]
+async fn denied_batch_reads_fall_back_to_single_reads_and_the_store_says_so() {
+    use aws_fault_proxy::{Fault, FaultKind};
+    use kube::api::{Api, Patch, PatchParams};
+
+    let mut env = Env::start_without_operator().await;
+    env.namespace("app", json!({})).await;
+    env.store("app").await;
+    for i in 0..4 {
+        env.put_secret(&secret_name(i), &secret_value(i)).await;
+    }
+    env.proxy.inject(Fault::on(
+        "secretsmanager",
+        "BatchGetSecretValue",
+        FaultKind::AccessDenied,
+    ));
+    let ess: Vec<_> = (0..2)
+        .map(|i| {
+            let keys = [2 * i, 2 * i + 1];
+            let name = format!("sm-{i:03}");
+            (name.clone(), es(&name, "aws", &keys.map(secret_name)), keys)
+        })
+        .collect();
+    for (_, manifest, _) in &ess {
+        env.apply(manifest.clone()).await;
+    }
+    env.start_operator_with(&["--read-batch-window", "1s"]);
+    synced(&env, &ess).await;
+    assert!(env.proxy.count("secretsmanager", "GetSecretValue") >= 4);
+
+    // The store's next check (a label wakes it) reports the fallback.
+    let stores: Api<arnsync::api::SecretStore> = Api::namespaced(env.client.clone(), "app");
+    stores
+        .patch(
+            "aws",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"checked": "again"}}})),
+        )
+        .await
+        .unwrap();
+    let message = env
+        .eventually(
+            "the store's BatchReads condition",
+            Duration::from_secs(30),
+            || async {
+                let store = stores.get("aws").await.ok()?;
+                let c = store
+                    .status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "BatchReads")?;
+                (c.reason == "BatchGetSecretValueDenied").then_some(c.message)
+            },
+        )
+        .await;
+    assert!(
+        message.contains("secretsmanager:BatchGetSecretValue") && message.contains("allow it"),
+        "{message}"
+    );
+}
