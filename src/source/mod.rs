@@ -136,6 +136,11 @@ pub struct Value {
 pub trait Source: Send + Sync {
     /// Reads one value.
     async fn get(&self, fetch: &Fetch) -> Result<Value, SourceError>;
+    /// Reads one value from AWS, not from what earlier reads left (force-sync). Sources without
+    /// a cache read as [`Source::get`].
+    async fn get_fresh(&self, fetch: &Fetch) -> Result<Value, SourceError> {
+        self.get(fetch).await
+    }
     /// Reads every value a find matches, in a stable order.
     async fn find(&self, find: &Find) -> Result<Vec<Value>, SourceError>;
 }

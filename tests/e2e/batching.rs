@@ -204,3 +204,40 @@ async fn denied_batch_reads_fall_back_to_single_reads_and_the_store_says_so() {
         "{message}"
     );
 }
+
+/// Wave sharing never answers a force-sync: a value changed in AWS that no rotation check has
+/// seen yet (checks hourly here) reaches the Secret when the ExternalSecret asks for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn force_sync_reads_aws_even_while_a_value_is_shared() {
+    use kube::api::{Api, Patch, PatchParams};
+
+    let mut env = Env::start_without_operator().await;
+    env.namespace("app", json!({})).await;
+    env.store("app").await;
+    env.put_secret(&secret_name(0), &secret_value(0)).await;
+    env.apply(es("forced", "aws", &[secret_name(0)])).await;
+    env.start_operator_with(&[
+        "--rotation-check-interval",
+        "1h",
+        "--tracked-read-sharing",
+        "15m",
+    ]);
+    env.secret_value("app", "forced", "v0", secret_value(0).as_bytes())
+        .await;
+    env.sm
+        .put_secret_value()
+        .secret_id(secret_name(0))
+        .secret_string("sv-0-Tango")
+        .send()
+        .await
+        .unwrap();
+    Api::<arnsync::api::ExternalSecret>::namespaced(env.client.clone(), "app")
+        .patch(
+            "forced",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"arnsync.io/force-sync": "1"}}})),
+        )
+        .await
+        .unwrap();
+    env.secret_value("app", "forced", "v0", b"sv-0-Tango").await;
+}

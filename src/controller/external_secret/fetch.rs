@@ -9,40 +9,41 @@ use crate::source::{ErrorKind, Fetch, Find, Selector, Source, SourceError, Value
 use crate::sync::{DataFrom, Read, ReadFrom, Reads, ValidSpec};
 
 /// Reads `data[]` and `dataFrom[]`, each entry with what was read for it. A remote that does
-/// not exist is a [`Read::Gone`] for `plan`; any other error stops the sync.
+/// not exist is a [`Read::Gone`] for `plan`; any other error stops the sync. `fresh`: every
+/// value from AWS, none from earlier reads (force-sync).
 pub(super) async fn read_all<'a>(
     spec: &ValidSpec<'a>,
     source: &dyn Source,
     pins: &Pins<'_>,
+    fresh: bool,
 ) -> Result<Reads<'a>, SyncError> {
-    let data = join_all(
-        spec.data
-            .iter()
-            .map(|d| async move { get(source, &d.remote_ref, pins).await.map(|read| (d, read)) }),
-    );
-    let data_from = join_all(spec.data_from.iter().map(|d| async move {
-        match *d {
-            DataFrom::Extract { remote, rewrite } => {
-                get(source, remote, pins)
+    let data = join_all(spec.data.iter().map(|d| async move {
+        get(source, &d.remote_ref, pins, fresh)
+            .await
+            .map(|read| (d, read))
+    }));
+    let data_from =
+        join_all(spec.data_from.iter().map(|d| async move {
+            match *d {
+                DataFrom::Extract { remote, rewrite } => get(source, remote, pins, fresh)
                     .await
                     .map(|read| ReadFrom::Extract {
                         remote,
                         rewrite,
                         read,
-                    })
+                    }),
+                DataFrom::Find { find, rewrite } => {
+                    source
+                        .find(&find_of(find))
+                        .await
+                        .map(|values| ReadFrom::Find {
+                            find,
+                            rewrite,
+                            values: found(find, values),
+                        })
+                }
             }
-            DataFrom::Find { find, rewrite } => {
-                source
-                    .find(&find_of(find))
-                    .await
-                    .map(|values| ReadFrom::Find {
-                        find,
-                        rewrite,
-                        values: found(find, values),
-                    })
-            }
-        }
-    }));
+        }));
     let (data, data_from) = futures::join!(data, data_from);
     let failed = SyncError::from_source(&spec.who);
     Ok(Reads {
@@ -58,8 +59,19 @@ pub(super) async fn read_all<'a>(
 }
 
 /// One value, at the version `pins` holds for it when there is one.
-async fn get(source: &dyn Source, r: &RemoteRef, pins: &Pins<'_>) -> Result<Read, SourceError> {
-    match source.get(&pins.fetch(r)).await {
+async fn get(
+    source: &dyn Source,
+    r: &RemoteRef,
+    pins: &Pins<'_>,
+    fresh: bool,
+) -> Result<Read, SourceError> {
+    let fetch = pins.fetch(r);
+    let read = if fresh {
+        source.get_fresh(&fetch).await
+    } else {
+        source.get(&fetch).await
+    };
+    match read {
         Ok(v) => Ok(Read::Value(v)),
         Err(e) if is_gone(&e) => Ok(Read::Gone(e)),
         Err(e) => Err(e),

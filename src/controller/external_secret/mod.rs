@@ -147,7 +147,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Step, SyncError> {
         None
     };
     let source = ctx.sources.source(&inputs.store.identity);
-    let reads = fetch::read_all(&spec, source.as_ref(), &sub.pins(pinned)).await?;
+    let reads = fetch::read_all(&spec, source.as_ref(), &sub.pins(pinned), forced).await?;
     if follows_rotations(&spec) {
         sub.track_reads(&reads);
     }

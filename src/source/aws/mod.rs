@@ -216,17 +216,18 @@ impl AwsSource {
     pub fn sqs(&self, region: &str) -> aws_sdk_sqs::Client {
         self.cache.inner().sqs(region)
     }
-
-    /// Reads `fetch` from AWS, ignoring a cached value.
-    pub async fn get_fresh(&self, fetch: &Fetch) -> Result<Value, SourceError> {
-        self.cache.get_fresh(fetch).await
-    }
 }
 
 #[async_trait]
 impl Source for AwsSource {
     async fn get(&self, fetch: &Fetch) -> Result<Value, SourceError> {
         self.cache.get(fetch).await
+    }
+
+    /// Reads `fetch` from AWS, ignoring a cached value (concurrent identical reads still share
+    /// the call, and it may go in a batch).
+    async fn get_fresh(&self, fetch: &Fetch) -> Result<Value, SourceError> {
+        self.cache.get_fresh(fetch).await
     }
 
     async fn find(&self, find: &Find) -> Result<Vec<Value>, SourceError> {
