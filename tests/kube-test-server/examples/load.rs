@@ -337,6 +337,52 @@ async fn apply_all(client: &Client, bodies: Vec<(Api<DynamicObject>, String, Val
     Figures(times)
 }
 
+/// Times `kubectl get secrets -A` (the kubectl in `KUBECTL`, else the project's `.tools`), if
+/// there is one.
+fn kubectl_get_all(server: &mut ServerProcess, n: usize) -> anyhow::Result<()> {
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.tools/bin/kubectl").to_string()
+    });
+    if !std::path::Path::new(&kubectl).exists() {
+        println!("kubectl get secrets -A: skipped (no kubectl at {kubectl})");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kube_test_server::kubeconfig_yaml(&server.url))?;
+    let mut runs = Figures::new();
+    let cpu = server.phase();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "get",
+                "secrets",
+                "-A",
+                "--no-headers",
+                "--request-timeout=600s",
+            ])
+            .output()?;
+        runs.0.push(t.elapsed());
+        assert!(
+            out.status.success(),
+            "kubectl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert_eq!(lines, n, "kubectl lists every Secret");
+    }
+    let pages = n.div_ceil(500) * runs.0.len();
+    println!(
+        "kubectl get secrets -A (Tables in pages of 500): {}\n  per page {}",
+        runs.show(),
+        server.report("list secrets", cpu, pages)
+    );
+    Ok(())
+}
+
 fn secret_api(client: &Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<Secret>(&()))
 }
@@ -564,6 +610,9 @@ async fn run(n: usize) -> anyhow::Result<()> {
         paged.show(),
         server.report("list secrets", cpu, pages)
     );
+
+    // kubectl's view: `get -A` asks for Tables in pages of 500.
+    kubectl_get_all(&mut server, n)?;
 
     // 3. Watch event latency on one namespace, with everything present.
     let api0: Api<Secret> = Api::namespaced(client.clone(), "load-0");

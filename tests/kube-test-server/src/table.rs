@@ -2,8 +2,10 @@
 //! `Accept: application/json;as=Table;g=meta.k8s.io;v=v1`). Columns follow the real server's
 //! printers for the kinds here (abridged) and a CRD's `additionalPrinterColumns`.
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::present::Presented;
 use crate::registry::ResourceType;
 
 fn col(name: &str, ty: &str, format: &str) -> Value {
@@ -157,41 +159,55 @@ fn cells(rt: &ResourceType, o: &Value) -> Vec<Value> {
     c
 }
 
+/// A `meta.k8s.io/v1` Table, serialized from the objects it shows (rows borrow them).
+#[derive(Serialize)]
+pub struct Table<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: Value,
+    #[serde(rename = "columnDefinitions")]
+    column_definitions: Vec<Value>,
+    rows: Vec<Row<'a>>,
+}
+
+#[derive(Serialize)]
+struct Row<'a> {
+    cells: Vec<Value>,
+    /// `null` (`includeObject=None`), `PartialObjectMetadata` (default) or the object.
+    object: Option<Presented<'a>>,
+}
+
 /// Builds a Table of stored objects, served as `api_version`. `include_object` is the
 /// `includeObject` query parameter (`None` | `Metadata` (default) | `Object`).
-pub fn table(
+pub fn table<'a>(
     rt: &ResourceType,
-    objs: &[&Value],
-    api_version: &str,
+    objs: &[&'a Value],
+    api_version: &'a str,
     list_meta: Value,
     include_object: &str,
-) -> Value {
-    let rows: Vec<Value> = objs
+) -> Table<'a> {
+    let rows = objs
         .iter()
-        .map(|o| {
-            let object = match include_object {
-                "None" => Value::Null,
-                "Object" => {
-                    let mut o = (*o).clone();
-                    o["apiVersion"] = json!(api_version);
-                    o
-                }
-                _ => json!({
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": o["metadata"],
+        .map(|o| Row {
+            cells: cells(rt, o),
+            object: match include_object {
+                "None" => None,
+                "Object" => Some(Presented::Full {
+                    obj: o,
+                    api_version,
                 }),
-            };
-            json!({"cells": cells(rt, o), "object": object})
+                _ => Some(Presented::Metadata(o)),
+            },
         })
         .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": list_meta,
-        "columnDefinitions": columns(rt),
-        "rows": rows,
-    })
+    Table {
+        kind: "Table",
+        api_version: "meta.k8s.io/v1",
+        metadata: list_meta,
+        column_definitions: columns(rt),
+        rows,
+    }
 }
 
 #[cfg(test)]
