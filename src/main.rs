@@ -94,7 +94,7 @@ struct RunArgs {
     /// Value reads arriving within this window are sent together: AWSCURRENT reads as
     /// BatchGetSecretValue (20 a call), parameter reads as GetParameters (10 a call). 0: one
     /// call per value.
-    #[arg(long, env = "ARNSYNC_READ_BATCH_WINDOW", default_value = "5ms", value_parser = duration)]
+    #[arg(long, env = "ARNSYNC_READ_BATCH_WINDOW", default_value = "50ms", value_parser = duration)]
     read_batch_window: Duration,
     /// AWS calls per second per account (or identity) and region, per quota, as
     /// QUOTA=RATE,...: ssm (GetParameter, GetParameters, GetParametersByPath; default 20),

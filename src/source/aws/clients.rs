@@ -70,7 +70,7 @@ impl Default for SourceOptions {
         SourceOptions {
             cache_ttl: Duration::from_secs(2),
             tracked_ttl: Duration::from_secs(15 * 60),
-            read_batch_window: Duration::from_millis(5),
+            read_batch_window: Duration::from_millis(50),
             rates: Rates::default(),
             max_cache_entries: 10_000,
             timeout: Duration::from_secs(10),

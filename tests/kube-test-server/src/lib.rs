@@ -283,6 +283,11 @@ impl TestServer {
             let graceful = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
+            // Go's net package, and so kube-apiserver, turns Nagle's algorithm off: small
+            // watch events go out at once instead of waiting for the peer's delayed ACK.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(graceful)
                 .await
