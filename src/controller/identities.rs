@@ -6,25 +6,37 @@ use std::sync::Mutex;
 
 use crate::source::Identity;
 
-/// Object uid → the identity it last used, and, per kind, the uids its cache holds.
+/// Object uid → the fingerprint of the identity it last used (each identity kept once, however
+/// many objects use it), and, per kind, the uids its cache holds.
 #[derive(Default)]
 pub struct IdentityUsers {
-    users: Mutex<HashMap<String, Identity>>,
+    users: Mutex<Users>,
     live: Mutex<HashMap<&'static str, HashSet<String>>>,
+}
+
+#[derive(Default)]
+struct Users {
+    by_uid: HashMap<String, [u8; 32]>,
+    identities: HashMap<[u8; 32], Identity>,
 }
 
 impl IdentityUsers {
     /// Object `uid` (an ExternalSecret or a store) uses `identity` now.
     pub fn uses(&self, uid: &str, identity: &Identity) {
-        self.users
-            .lock()
-            .expect("users lock")
-            .insert(uid.to_string(), identity.clone());
+        let fingerprint = identity.fingerprint();
+        let mut users = self.users.lock().expect("users lock");
+        if users.by_uid.get(uid) != Some(&fingerprint) {
+            users.by_uid.insert(uid.to_string(), fingerprint);
+        }
+        users
+            .identities
+            .entry(fingerprint)
+            .or_insert_with(|| identity.clone());
     }
 
     /// Object `uid` no longer resolves to any identity (its store is gone or refused).
     pub fn stops_using(&self, uid: &str) {
-        self.users.lock().expect("users lock").remove(uid);
+        self.users.lock().expect("users lock").by_uid.remove(uid);
     }
 
     /// The uids of `kind` that exist now (from that kind's cache).
@@ -40,9 +52,12 @@ impl IdentityUsers {
             return None;
         }
         let mut users = self.users.lock().expect("users lock");
-        users.retain(|uid, _| live.values().any(|uids| uids.contains(uid)));
-        let distinct: HashSet<&Identity> = users.values().collect();
-        Some(distinct.into_iter().cloned().collect())
+        users
+            .by_uid
+            .retain(|uid, _| live.values().any(|uids| uids.contains(uid)));
+        let used: HashSet<[u8; 32]> = users.by_uid.values().copied().collect();
+        users.identities.retain(|f, _| used.contains(f));
+        Some(users.identities.values().cloned().collect())
     }
 }
 

@@ -60,7 +60,10 @@ pub struct Context {
     pub options: Options,
     pub sources: Sources,
     pub metrics: Metrics,
-    recorder: Recorder,
+    /// Who publishes events. A recorder is made per event: kube's `Recorder` keeps every event
+    /// it published for minutes (to count repeats as a series), which at 10,000 objects is tens
+    /// of MiB, and arnsync publishes only transitions, which do not repeat.
+    reporter: Reporter,
     /// Consecutive failures per object, for backoff.
     pub backoff: Backoff,
     /// The store version of each ExternalSecret's last read.
@@ -171,13 +174,10 @@ impl Backoff {
 
 impl Context {
     pub fn new(client: Client, sources: Sources, metrics: Metrics, options: Options) -> Context {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "arnsync".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+        let reporter = Reporter {
+            controller: "arnsync".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
         let (wake, woken) = futures::channel::mpsc::unbounded();
         Context {
             caches: caches::Caches::default(),
@@ -192,7 +192,7 @@ impl Context {
             options,
             sources,
             metrics,
-            recorder,
+            reporter,
             backoff: Backoff::default(),
             inputs: external_secret::InputsMemo::default(),
             identities: identities::IdentityUsers::default(),
@@ -263,7 +263,8 @@ impl Context {
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &reference).await {
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        if let Err(e) = recorder.publish(&ev, &reference).await {
             tracing::warn!(error = %e, reason, "could not publish event");
         }
     }
