@@ -263,6 +263,7 @@ async fn housekeeping(ctx: &Context, cache: &Store<ExternalSecret>) {
         if let Some(in_use) = ctx.identities.in_use(kinds) {
             ctx.versions.retain(&in_use);
         }
+        crate::memory::return_free_memory();
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
