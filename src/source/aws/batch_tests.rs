@@ -11,29 +11,9 @@ use aws_fault_proxy::{Fault, FaultKind, FaultProxy};
 use aws_sdk_ssm::types::ParameterType;
 
 use super::clients::AwsClients;
+use super::moto_tests::static_identity;
 use super::*;
-use crate::api::Endpoints;
 use crate::source::*;
-
-fn identity(url: &str) -> Identity {
-    Identity {
-        region: "us-east-1".into(),
-        endpoints: Endpoints {
-            secrets_manager: Some(url.into()),
-            ssm: Some(url.into()),
-            sts: Some(url.into()),
-            sqs: Some(url.into()),
-        },
-        static_keys: Some(StaticKeys {
-            access_key_id: "AKIAARNSYNCTEST".into(),
-            secret_access_key: "test-secret-key".into(),
-            session_token: None,
-        }),
-        web_identity: None,
-        roles: vec![],
-        retry: None,
-    }
-}
 
 /// Options for a fresh source: a window wide enough that every read a test starts at once
 /// lands in one batch, and no read sharing, so each step reads AWS again.
@@ -61,7 +41,7 @@ impl Setup {
         let moto = Moto::start().expect("moto (run tests/setup.sh)");
         let proxy = FaultProxy::start(&moto.url()).expect("fault proxy");
         let admin = AwsClients::new(
-            &identity(&moto.url()),
+            &static_identity(&moto.url()),
             Metrics::default(),
             &SourceOptions::default(),
             http_client(),
@@ -75,7 +55,7 @@ impl Setup {
     }
 
     fn source(&self, options: SourceOptions) -> Arc<AwsSource> {
-        Sources::new(Metrics::default(), options).source(&identity(&self.proxy.url()))
+        Sources::new(Metrics::default(), options).source(&static_identity(&self.proxy.url()))
     }
 
     async fn secret(&self, name: &str, value: &str) -> String {

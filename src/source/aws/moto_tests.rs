@@ -56,23 +56,28 @@ impl Moto {
 
     /// Static test keys against this moto.
     pub(super) fn identity(&self) -> Identity {
-        Identity {
-            region: "us-east-1".into(),
-            endpoints: Endpoints {
-                secrets_manager: Some(self.url.clone()),
-                ssm: Some(self.url.clone()),
-                sts: Some(self.url.clone()),
-                sqs: Some(self.url.clone()),
-            },
-            static_keys: Some(StaticKeys {
-                access_key_id: "AKIAARNSYNCTEST".into(),
-                secret_access_key: "test-secret-key".into(),
-                session_token: None,
-            }),
-            web_identity: None,
-            roles: vec![],
-            retry: None,
-        }
+        static_identity(&self.url)
+    }
+}
+
+/// Static test keys against the AWS emulator (or a proxy in front of it) at `url`.
+pub(super) fn static_identity(url: &str) -> Identity {
+    Identity {
+        region: "us-east-1".into(),
+        endpoints: Endpoints {
+            secrets_manager: Some(url.into()),
+            ssm: Some(url.into()),
+            sts: Some(url.into()),
+            sqs: Some(url.into()),
+        },
+        static_keys: Some(StaticKeys {
+            access_key_id: "AKIAARNSYNCTEST".into(),
+            secret_access_key: "test-secret-key".into(),
+            session_token: None,
+        }),
+        web_identity: None,
+        roles: vec![],
+        retry: None,
     }
 }
 
