@@ -238,25 +238,23 @@ where
         Err(_) => None,
     }
     .flatten();
-    // Reads found secretsmanager:BatchGetSecretValue denied: say so until it is allowed.
-    let batch_fallback = match &resolved {
-        Ok(r) => ctx.sources.source(&r.identity).batch_fallback(),
-        Err(_) => None,
-    };
-    let outcome = match resolved {
+    // With it, whether reads found secretsmanager:BatchGetSecretValue denied: the status says so
+    // until it is allowed.
+    let (outcome, batch_fallback) = match resolved {
         Ok(r) => {
+            let source = ctx.sources.source(&r.identity);
             let display = r.display.clone();
-            ctx.sources
-                .source(&r.identity)
+            let outcome = source
                 .caller_identity()
                 .await
                 .map(|arn| (display.clone(), arn))
                 .map_err(|source| SyncError::Source {
                     who: display,
                     source,
-                })
+                });
+            (outcome, source.batch_fallback())
         }
-        Err(e) => Err(e),
+        Err(e) => (Err(e), None),
     };
     let mut status = current.cloned().unwrap_or_default();
     let time = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
