@@ -217,15 +217,20 @@ async fn parameter_store_values_versions_labels_and_paths() {
     assert_eq!(data_str(&s, "password"), "pw-India-3");
     assert_eq!(data_str(&s, "password-v1"), "pw-Hotel-2");
     assert_eq!(data_str(&s, "password-stable"), "pw-Hotel-2");
-    let status = env.es("app", "params").await.status.unwrap();
-    assert!(
-        status
-            .sources
-            .iter()
-            .any(|s| s.key == "/prod/app/db/password" && s.version.as_deref() == Some("2")),
-        "{:?}",
-        status.sources
-    );
+    // The status is written after the Secret: wait for it rather than read it once.
+    env.eventually(
+        "status.sources to list /prod/app/db/password at version 2",
+        Duration::from_secs(20),
+        || async {
+            let status = env.es("app", "params").await.status?;
+            status
+                .sources
+                .iter()
+                .any(|s| s.key == "/prod/app/db/password" && s.version.as_deref() == Some("2"))
+                .then_some(())
+        },
+    )
+    .await;
 
     env.apply(json!({
         "apiVersion": "arnsync.io/v1alpha1", "kind": "ExternalSecret",
