@@ -180,10 +180,13 @@ fn main() -> anyhow::Result<()> {
             );
             std::process::exit(code.into());
         }
-        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(run(*args)),
+        Command::Run(args) => {
+            arnsync::memory::limit_arenas();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run(*args))
+        }
     }
 }
 

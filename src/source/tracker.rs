@@ -90,7 +90,7 @@ impl Tracker {
         {
             let mut st = self.state();
             forget(&mut st, subscriber);
-            let mut mine = vec![];
+            let mut mine = Vec::with_capacity(watches.len());
             for (w, version) in watches {
                 let t = st.tracked.entry(w.clone()).or_default();
                 t.subscribers.insert(subscriber.clone());
