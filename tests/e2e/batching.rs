@@ -102,11 +102,12 @@ async fn a_sync_wave_reads_each_value_once_in_batches() {
     }
     // Every ExternalSecret is there when the operator starts: its first sync is one wave. A
     // batch window as wide as the start of that wave (full batches go at once; only the last,
-    // partial one waits for it), and no rotation checks but the first.
+    // partial one waits for it; 10 s, so that a loaded CI machine still starts the wave inside
+    // it), and no rotation checks but the first.
     env.proxy.reset_counts();
     env.start_operator_with(&[
         "--read-batch-window",
-        "2s",
+        "10s",
         "--rotation-check-interval",
         "1h",
         "--tracked-read-sharing",
