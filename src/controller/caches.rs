@@ -4,8 +4,9 @@
 //! - ExternalSecrets, SecretStores and ClusterSecretStores: reflectors of the whole objects.
 //! - Namespaces: metadata only (ClusterSecretStore conditions and ClusterExternalSecrets select
 //!   by name and labels).
-//! - The Secrets arnsync manages (label [`MANAGED_LABEL`]): metadata only; a target Secret is
-//!   read in full only when a sync must look at its data.
+//! - The Secrets arnsync manages (label [`MANAGED_LABEL`]): only what a sync decides with before
+//!   reading anything (resourceVersion, the owner and data-hash annotations; [`ManagedSecrets`]);
+//!   a target Secret is read in full only when a sync must look at its data.
 //! - The credentials Secrets and ServiceAccounts that stores name: their contents after a first
 //!   GET, kept until a metadata watch of all Secrets (ServiceAccounts) shows the object changed
 //!   or gone. Nothing else of any Secret is kept: no reflector holds Secret data.
@@ -20,12 +21,12 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::ByteString;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::store::Writer;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{ClusterSecretStore, ExternalSecret, SecretStore};
-use crate::sync::MANAGED_LABEL;
+use crate::sync::{HASH_ANNOTATION, MANAGED_LABEL, OWNER_ANNOTATION};
 
 /// kubectl's client-side apply record: a second copy of the object, never needed here.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -39,8 +40,8 @@ pub struct Caches {
     pub cluster_stores: Store<ClusterSecretStore>,
     /// Empty (and never ready) with `--namespace`.
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
-    /// Metadata of the Secrets labelled [`MANAGED_LABEL`]`=true`.
-    pub managed_secrets: Store<PartialObjectMeta<Secret>>,
+    /// What syncs decide with of the Secrets labelled [`MANAGED_LABEL`]`=true`.
+    pub managed_secrets: ManagedSecrets,
     /// The data of credentials Secrets, per (namespace, name).
     pub credentials: Named<BTreeMap<String, ByteString>>,
     /// The annotations of ServiceAccounts named by `auth.jwt.serviceAccountRef`.
@@ -54,7 +55,6 @@ struct Writers {
     secret_stores: Option<Writer<SecretStore>>,
     cluster_stores: Option<Writer<ClusterSecretStore>>,
     namespaces: Option<Writer<PartialObjectMeta<Namespace>>>,
-    managed_secrets: Option<Writer<PartialObjectMeta<Secret>>>,
 }
 
 impl Default for Caches {
@@ -63,13 +63,12 @@ impl Default for Caches {
         let (secret_stores, ss) = reflector::store();
         let (cluster_stores, cs) = reflector::store();
         let (namespaces, ns) = reflector::store();
-        let (managed_secrets, ms) = reflector::store();
         Caches {
             external_secrets,
             secret_stores,
             cluster_stores,
             namespaces,
-            managed_secrets,
+            managed_secrets: ManagedSecrets::default(),
             credentials: Named::default(),
             service_accounts: Named::default(),
             writers: Mutex::new(Writers {
@@ -77,7 +76,6 @@ impl Default for Caches {
                 secret_stores: Some(ss),
                 cluster_stores: Some(cs),
                 namespaces: Some(ns),
-                managed_secrets: Some(ms),
             }),
         }
     }
@@ -102,7 +100,6 @@ impl Caches {
     take_writer!(secret_stores, SecretStore);
     take_writer!(cluster_stores, ClusterSecretStore);
     take_writer!(namespaces, PartialObjectMeta<Namespace>);
-    take_writer!(managed_secrets, PartialObjectMeta<Secret>);
 
     /// Drops the credentials and ServiceAccounts that no store names any more.
     pub fn forget_unnamed(&self) {
@@ -147,11 +144,6 @@ impl Caches {
         self.service_accounts
             .retain(|ns, name| named(&accounts, ns, name));
     }
-
-    /// The managed Secret `ns/name`'s metadata, when the cache holds it.
-    pub fn managed_secret(&self, ns: &str, name: &str) -> Option<Arc<PartialObjectMeta<Secret>>> {
-        self.managed_secrets.get(&ObjectRef::new(name).within(ns))
-    }
 }
 
 /// What a cache keeps of an object: everything but `managedFields` (often larger than the rest
@@ -173,22 +165,116 @@ pub fn strip_namespace(ns: &mut PartialObjectMeta<Namespace>) {
     ns.metadata.annotations = None;
 }
 
-/// Keeps only managed Secrets from a metadata watch of all Secrets: any other Secret is
-/// dropped, and one that lost its label leaves the cache (as a deletion).
-pub fn managed_only(
-    event: watcher::Event<PartialObjectMeta<Secret>>,
-    cache: &Store<PartialObjectMeta<Secret>>,
-) -> Option<watcher::Event<PartialObjectMeta<Secret>>> {
-    let managed = |m: &PartialObjectMeta<Secret>| {
-        m.labels().get(MANAGED_LABEL).map(String::as_str) == Some("true")
-    };
-    match event {
-        watcher::Event::Apply(m) if !managed(&m) => cache
-            .get(&ObjectRef::from_obj(&m))
-            .is_some()
-            .then_some(watcher::Event::Delete(m)),
-        watcher::Event::InitApply(m) if !managed(&m) => None,
-        other => Some(other),
+/// The managed Secrets (label [`MANAGED_LABEL`]`=true`) as syncs need them before reading
+/// anything: per `namespace/name`, the resourceVersion and the values of the owner and data-hash
+/// annotations, about 200 bytes each. Filled by a metadata watch of all Secrets through
+/// [`ManagedSecrets::observe`].
+#[derive(Default)]
+pub struct ManagedSecrets(Mutex<ManagedState>);
+
+#[derive(Default)]
+struct ManagedState {
+    live: HashMap<Box<str>, Packed>,
+    /// During a (re)list: the managed Secrets listed so far, which replace `live` when it ends.
+    listing: Option<HashMap<Box<str>, Packed>>,
+}
+
+/// One managed Secret: resourceVersion, then the owner and data-hash annotations.
+struct Packed {
+    resource_version: Box<str>,
+    owner: Option<Box<str>>,
+    hash: Option<Box<str>>,
+}
+
+impl Packed {
+    fn of(m: &PartialObjectMeta<Secret>) -> Packed {
+        let annotation = |k: &str| m.annotations().get(k).map(|v| v.as_str().into());
+        Packed {
+            resource_version: m.resource_version().unwrap_or_default().into(),
+            owner: annotation(OWNER_ANNOTATION),
+            hash: annotation(HASH_ANNOTATION),
+        }
+    }
+}
+
+fn managed_key(m: &PartialObjectMeta<Secret>) -> Box<str> {
+    format!("{}/{}", m.namespace().unwrap_or_default(), m.name_any()).into()
+}
+
+fn is_managed(m: &PartialObjectMeta<Secret>) -> bool {
+    m.labels().get(MANAGED_LABEL).map(String::as_str) == Some("true")
+}
+
+impl ManagedSecrets {
+    /// Takes in one event of the metadata watch of all Secrets, and passes on the events of
+    /// managed Secrets (a Secret that lost the label passes as a deletion); any other Secret's
+    /// event stops here.
+    pub fn observe(
+        &self,
+        event: watcher::Event<PartialObjectMeta<Secret>>,
+    ) -> Option<watcher::Event<PartialObjectMeta<Secret>>> {
+        let mut state = self.0.lock().expect("managed secrets lock");
+        match event {
+            watcher::Event::Apply(m) if is_managed(&m) => {
+                state.live.insert(managed_key(&m), Packed::of(&m));
+                Some(watcher::Event::Apply(m))
+            }
+            watcher::Event::Apply(m) => state
+                .live
+                .remove(&managed_key(&m))
+                .map(|_| watcher::Event::Delete(m)),
+            watcher::Event::Delete(m) => state
+                .live
+                .remove(&managed_key(&m))
+                .map(|_| watcher::Event::Delete(m)),
+            watcher::Event::Init => {
+                state.listing = Some(HashMap::new());
+                Some(watcher::Event::Init)
+            }
+            watcher::Event::InitApply(m) if is_managed(&m) => {
+                let packed = Packed::of(&m);
+                state
+                    .listing
+                    .get_or_insert_with(HashMap::new)
+                    .insert(managed_key(&m), packed);
+                Some(watcher::Event::InitApply(m))
+            }
+            watcher::Event::InitApply(_) => None,
+            watcher::Event::InitDone => {
+                let mut listed = state.listing.take().unwrap_or_default();
+                listed.shrink_to_fit();
+                state.live = listed;
+                Some(watcher::Event::InitDone)
+            }
+        }
+    }
+
+    /// The managed Secret `ns/name` as the cache knows it: name, namespace, resourceVersion and
+    /// the owner and data-hash annotations; no data, no other metadata.
+    pub fn get(&self, ns: &str, name: &str) -> Option<PartialObjectMeta<Secret>> {
+        let state = self.0.lock().expect("managed secrets lock");
+        let p = state.live.get(format!("{ns}/{name}").as_str())?;
+        let annotations: BTreeMap<String, String> =
+            [(OWNER_ANNOTATION, &p.owner), (HASH_ANNOTATION, &p.hash)]
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_string(), v.as_deref()?.to_string())))
+                .collect();
+        let mut m = PartialObjectMeta::<Secret>::default();
+        m.metadata.name = Some(name.into());
+        m.metadata.namespace = Some(ns.into());
+        m.metadata.resource_version = Some(p.resource_version.to_string());
+        m.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+        Some(m)
+    }
+
+    /// How many managed Secrets the cache holds.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("managed secrets lock").live.len()
+    }
+
+    /// True when the cache holds no managed Secret.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -425,25 +511,52 @@ mod tests {
     }
 
     #[test]
-    fn only_managed_secrets_enter_the_metadata_cache() {
-        let (cache, mut writer) = reflector::store::<PartialObjectMeta<Secret>>();
+    fn only_managed_secrets_enter_the_metadata_cache_and_a_relist_replaces_it() {
+        let cache = ManagedSecrets::default();
         let mut managed = meta("target", "1");
         managed
             .metadata
             .labels
             .get_or_insert_with(Default::default)
             .insert(MANAGED_LABEL.into(), "true".into());
-        assert!(managed_only(watcher::Event::InitApply(meta("creds", "1")), &cache).is_none());
-        let kept = managed_only(watcher::Event::Apply(managed.clone()), &cache).unwrap();
-        writer.apply_watcher_event(&kept);
-        assert!(cache.get(&ObjectRef::new("target").within("app")).is_some());
+        managed.metadata.annotations = Some(BTreeMap::from([
+            (OWNER_ANNOTATION.to_string(), "app-es".to_string()),
+            (HASH_ANNOTATION.to_string(), "abc".to_string()),
+            ("other".to_string(), "dropped".to_string()),
+        ]));
+        assert!(cache
+            .observe(watcher::Event::InitApply(meta("creds", "1")))
+            .is_none());
+        assert!(matches!(
+            cache.observe(watcher::Event::Apply(managed.clone())),
+            Some(watcher::Event::Apply(_))
+        ));
+        let got = cache.get("app", "target").expect("cached");
+        assert_eq!(got.resource_version().as_deref(), Some("1"));
+        assert_eq!(
+            got.metadata.annotations,
+            Some(BTreeMap::from([
+                (OWNER_ANNOTATION.to_string(), "app-es".to_string()),
+                (HASH_ANNOTATION.to_string(), "abc".to_string()),
+            ]))
+        );
         // The label goes: the Secret leaves the cache; an unrelated Secret never passes.
-        let unlabelled = meta("target", "2");
-        let gone = managed_only(watcher::Event::Apply(unlabelled), &cache).unwrap();
-        assert!(matches!(gone, watcher::Event::Delete(_)));
-        writer.apply_watcher_event(&gone);
-        assert!(cache.get(&ObjectRef::new("target").within("app")).is_none());
-        assert!(managed_only(watcher::Event::Apply(meta("creds", "2")), &cache).is_none());
+        let gone = cache.observe(watcher::Event::Apply(meta("target", "2")));
+        assert!(matches!(gone, Some(watcher::Event::Delete(_))));
+        assert!(cache.get("app", "target").is_none());
+        assert!(cache
+            .observe(watcher::Event::Apply(meta("creds", "2")))
+            .is_none());
+        // A relist replaces the cache when it ends: what it did not list is gone.
+        cache.observe(watcher::Event::Apply(managed.clone()));
+        cache.observe(watcher::Event::Init);
+        assert!(
+            cache.get("app", "target").is_some(),
+            "served until the relist ends"
+        );
+        cache.observe(watcher::Event::InitDone);
+        assert!(cache.get("app", "target").is_none());
+        assert!(cache.is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Resource, ResourceExt};
 
-use super::super::caches::{managed_only, strip};
+use super::super::caches::strip;
 use super::super::store::{self, ResolvedStore};
 use super::super::Context;
 use crate::api::{CreationPolicy, ExternalSecret, StoreKind};
@@ -61,13 +61,13 @@ async fn target(
     secrets: &Api<Secret>,
 ) -> Result<Target, SyncError> {
     let (ns, name) = (es.namespace().unwrap_or_default(), es.target_name());
-    if let Some(meta) = ctx.caches.managed_secret(&ns, &name) {
+    if let Some(meta) = ctx.caches.managed_secrets.get(&ns, &name) {
         let rv = meta.resource_version().unwrap_or_default();
         let intact = ctx.targets.intact(es, &rv);
         if intact || es.spec.target.creation_policy == CreationPolicy::Merge {
             return Ok(Target {
                 secret: Some(Secret {
-                    metadata: meta.metadata.clone(),
+                    metadata: meta.metadata,
                     ..Secret::default()
                 }),
                 full: false,
@@ -252,7 +252,6 @@ pub(super) fn wake_on_inputs(
     ctx: &Arc<Context>,
 ) -> Controller<ExternalSecret> {
     let caches = ctx.clone();
-    let managed = ctx.caches.managed_secrets.clone();
     let secrets = watcher(
         ctx.api::<PartialObjectMeta<Secret>>(),
         watcher::Config::default(),
@@ -260,8 +259,10 @@ pub(super) fn wake_on_inputs(
     .default_backoff()
     .modify(strip)
     .inspect(move |event| caches.caches.credentials.observe(event))
-    .try_filter_map(move |event| futures::future::ready(Ok(managed_only(event, &managed))))
-    .reflect(ctx.caches.managed_secrets())
+    .try_filter_map({
+        let ctx = ctx.clone();
+        move |event| futures::future::ready(Ok(ctx.caches.managed_secrets.observe(event)))
+    })
     .touched_objects();
     controller.watches_stream(secrets, |meta: PartialObjectMeta<Secret>| {
         let owner = meta.annotations().get(OWNER_ANNOTATION).cloned();
