@@ -167,6 +167,7 @@ async fn resolve<K: ResourceExt>(
         ),
         identity: Identity {
             region: settings.region.clone(),
+            failover_regions: settings.failover_regions.clone(),
             endpoints: settings.endpoints.clone(),
             static_keys: keys,
             web_identity,
@@ -195,6 +196,16 @@ fn check_provider(display: &str, settings: &AwsSettings) -> Result<(), SyncError
         return Err(SyncError::InvalidSpec(format!(
             "{display}: provider.aws.sessionTagsPolicy and customSessionTags are not supported: list the tags in provider.aws.sessionTags"
         )));
+    }
+    for (i, region) in settings.failover_regions.iter().enumerate() {
+        if region.is_empty()
+            || *region == settings.region
+            || settings.failover_regions[..i].contains(region)
+        {
+            return Err(SyncError::InvalidSpec(format!(
+                "{display}: provider.aws.failoverRegions[{i}] {region:?} must be a region name other than provider.aws.region and the regions listed before it"
+            )));
+        }
     }
     for role in &settings.roles {
         if !role.arn.starts_with("arn:") {
