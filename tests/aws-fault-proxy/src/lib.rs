@@ -34,7 +34,8 @@
 //! # Faults
 //!
 //! Rules are kept in injection order; a request uses the first rule that matches its service
-//! (case-insensitive, `None` = any) and operation (`None` = any) and still has `times` left
+//! (case-insensitive, `None` = any), operation (`None` = any) and signing region (`None` =
+//! any; see [`region_of`]; [`FaultProxy::count_in`] counts per region) and still has `times` left
 //! (`None` = until [`FaultProxy::clear_faults`]). Exhausted rules are removed. See
 //! [`FaultKind`] for the exact wire answers.
 //!
@@ -66,6 +67,6 @@ mod faults;
 pub mod moto;
 mod proxy;
 
-pub use counting::{identify, CallKey};
+pub use counting::{identify, region_of, CallKey};
 pub use faults::{Fault, FaultKind};
 pub use proxy::FaultProxy;
