@@ -61,6 +61,9 @@ pub struct SourceOptions {
     pub timeout: Duration,
     /// SDK attempts per call (standard retry mode: exponential backoff with jitter).
     pub max_attempts: u32,
+    /// How long a region that was unavailable is skipped before it is tried again (doubling
+    /// after each failed try, up to 5 minutes or this, when longer).
+    pub failover_retry: Duration,
     /// The clock the clients (and so the credentials cache) see: `None`, the system clock;
     /// tests set one to expire credentials without waiting.
     pub clock: Option<SharedTimeSource>,
@@ -76,6 +79,7 @@ impl Default for SourceOptions {
             max_cache_entries: 10_000,
             timeout: Duration::from_secs(10),
             max_attempts: 3,
+            failover_retry: Duration::from_secs(30),
             clock: None,
         }
     }
@@ -291,7 +295,7 @@ impl AwsClients {
         AwsClients {
             #[cfg(test)]
             secrets_manager,
-            regions: Regions::new(regions, switched),
+            regions: Regions::new(regions, switched, options.failover_retry),
             ssm: client!(
                 aws_sdk_ssm,
                 &parts,

@@ -8,7 +8,7 @@
 //! access denied, not found, a validation error, throttling) is the region's answer and is
 //! returned as it is: only an outage moves reads.
 //!
-//! A region that failed is skipped for a backoff (30 s, doubling to 5 min) and then tried again
+//! A region that failed is skipped for a backoff (`--failover-retry`, 30 s, doubling to 5 min) and then tried again
 //! by the next call (a value read or a version check): the primary serves again as soon as it
 //! answers. Which region served last is shared by every call of the identity, logged when it
 //! changes, and announced on a [`watch`] channel so that store status can say it.
@@ -29,9 +29,10 @@ use tokio::sync::watch;
 use super::pacing::{Pacer, Quota};
 use crate::source::{ErrorKind, SourceError};
 
-/// The first wait before a failed region is tried again.
+/// The first wait before a failed region is tried again, by default (`--failover-retry`).
+#[cfg(test)]
 pub(crate) const FIRST_BACKOFF: Duration = Duration::from_secs(30);
-/// The longest wait between tries of a failed region.
+/// The longest wait between tries of a failed region (unless the first is longer).
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// The Secrets Manager client and pacer of one region.
@@ -72,6 +73,8 @@ pub(crate) struct Regions {
     state: Mutex<State>,
     serving: watch::Sender<String>,
     switched: Option<Arc<watch::Sender<u64>>>,
+    /// The first wait before a failed region is tried again.
+    first_backoff: Duration,
 }
 
 impl Regions {
@@ -79,11 +82,13 @@ impl Regions {
     pub(crate) fn new(
         clients: Vec<RegionClient>,
         switched: Option<Arc<watch::Sender<u64>>>,
+        first_backoff: Duration,
     ) -> Regions {
         assert!(!clients.is_empty(), "a primary region");
         let (serving, _) = watch::channel(clients[0].region.clone());
         Regions {
             switched,
+            first_backoff: first_backoff.max(Duration::from_millis(100)),
             state: Mutex::new(State {
                 health: vec![Health::default(); clients.len()],
                 serving: 0,
@@ -166,17 +171,17 @@ impl Regions {
         let mut state = self.lock();
         let health = &mut state.health[i];
         let wait = if health.backoff.is_zero() {
-            FIRST_BACKOFF
+            self.first_backoff
         } else {
             health.backoff
         };
         health.retry_at = Some(Instant::now() + wait);
-        health.backoff = (wait * 2).min(MAX_BACKOFF);
+        health.backoff = (wait * 2).min(MAX_BACKOFF.max(self.first_backoff));
         tracing::warn!(
             region = %self.clients[i].region,
             operation = e.operation,
             code = %e.code,
-            retry_in_secs = wait.as_secs(),
+            retry_in_ms = wait.as_millis() as u64,
             "Secrets Manager region unavailable"
         );
     }
@@ -273,6 +278,7 @@ mod tests {
                 })
                 .collect(),
             None,
+            FIRST_BACKOFF,
         )
     }
 
