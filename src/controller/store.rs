@@ -530,4 +530,24 @@ mod tests {
         assert!(admits(&by_regex, "team-c", &labels(&[])));
         assert!(!admits(&by_regex, "my-team-c", &labels(&[])));
     }
+
+    #[test]
+    fn failover_regions_are_other_regions_listed_once() {
+        let spec = |regions: &[&str]| {
+            let spec: crate::api::SecretStoreSpec = serde_json::from_value(serde_json::json!({
+                "provider": {"aws": {"service": "SecretsManager", "region": "us-east-1",
+                                     "failoverRegions": regions}}
+            }))
+            .unwrap();
+            spec.aws()
+        };
+        check_spec("SecretStore app/aws", &spec(&["us-west-2", "eu-west-1"])).unwrap();
+        for bad in [&["us-east-1"][..], &["us-west-2", "us-west-2"], &[""]] {
+            let e = check_spec("SecretStore app/aws", &spec(bad)).unwrap_err();
+            assert!(
+                e.to_string().contains("provider.aws.failoverRegions["),
+                "{bad:?}: {e}"
+            );
+        }
+    }
 }

@@ -28,6 +28,8 @@ mod clients;
 mod credentials;
 mod errors;
 #[cfg(test)]
+mod failover_tests;
+#[cfg(test)]
 mod moto_tests;
 mod pacing;
 mod parameter_store;
