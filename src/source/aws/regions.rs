@@ -120,7 +120,7 @@ impl Regions {
 
     /// Runs `call` in the primary region, or, while it is unavailable, in the first replica
     /// region that answers, pacing each attempt with that region's pacer. With every region
-    /// unavailable the primary's error is returned.
+    /// tried unavailable, the first one's error is returned.
     pub(crate) async fn call<'a, T, F, Fut>(
         &'a self,
         quota: Quota,
@@ -155,11 +155,21 @@ impl Regions {
     }
 
     /// The regions to try, in order: those not waiting out a backoff; when every one is, all.
+    /// The first call to find a failed region's backoff over probes it, and claims the probe:
+    /// calls arriving meanwhile skip the region rather than all wait on it.
     fn order(&self, now: Instant) -> Vec<usize> {
-        let state = self.lock();
-        let up: Vec<usize> = (0..self.clients.len())
-            .filter(|i| state.health[*i].retry_at.is_none_or(|at| at <= now))
-            .collect();
+        let mut state = self.lock();
+        let mut up = Vec::with_capacity(self.clients.len());
+        for (i, health) in state.health.iter_mut().enumerate() {
+            match health.retry_at {
+                None => up.push(i),
+                Some(at) if at <= now => {
+                    health.retry_at = Some(now + health.backoff.max(self.first_backoff));
+                    up.push(i);
+                }
+                Some(_) => {}
+            }
+        }
         if up.is_empty() {
             (0..self.clients.len()).collect()
         } else {
@@ -381,6 +391,20 @@ mod tests {
         assert_eq!(r.serving(), "us-east-1");
         assert_eq!(*changes.borrow_and_update(), "us-east-1");
         assert!(r.lock().health[0].retry_at.is_none());
+    }
+
+    #[tokio::test]
+    async fn one_call_probes_a_failed_region_while_the_others_skip_it() {
+        let r = regions(&["us-east-1", "us-west-2"]);
+        call_with(&r, Some(error(ErrorKind::Unavailable, "Timeout")))
+            .await
+            .0
+            .unwrap();
+        let now = Instant::now();
+        assert_eq!(r.order(now), [1]);
+        r.lock().health[0].retry_at = Some(now);
+        assert_eq!(r.order(now), [0, 1], "the probe");
+        assert_eq!(r.order(now), [1], "calls during the probe");
     }
 
     #[tokio::test]
