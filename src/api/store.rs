@@ -156,9 +156,9 @@ pub struct AwsProvider {
     /// arnsync only: Secrets Manager replica regions to read from, in order, while `region`
     /// is unavailable (5xx answers, timeouts, connection errors; never access denied, not
     /// found, validation errors or throttling). A full secret ARN is read as the replica's ARN
-    /// (same account, name and suffix). The primary is tried again with backoff (30 s doubling
-    /// to 5 min) and serves again once it answers; `status.servingRegion` says which region
-    /// serves. Parameter Store has no replicas: its reads never fail over.
+    /// (same account, name and suffix). The primary is tried again with backoff (30 s by
+    /// default, doubling to 5 min) and serves again once it answers; `status.servingRegion`
+    /// says which region serves. Parameter Store has no replicas: its reads never fail over.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 5), inner(length(min = 1, max = 64)))]
     #[x_kube(validation = Rule::new("self.all(r, self.exists_one(o, o == r))").message("provider.aws.failoverRegions must not repeat a region"))]
