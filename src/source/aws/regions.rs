@@ -130,12 +130,32 @@ impl Regions {
         F: Fn(&'a RegionClient) -> Fut,
         Fut: Future<Output = Result<T, SourceError>> + 'a,
     {
+        self.call_in(quota, None, call)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// [`Regions::call`], also saying which region answered; with `only`, in that region alone
+    /// (the later pages of a listing: page tokens are the region's own).
+    pub(crate) async fn call_in<'a, T, F, Fut>(
+        &'a self,
+        quota: Quota,
+        only: Option<usize>,
+        call: F,
+    ) -> Result<(T, usize), SourceError>
+    where
+        F: Fn(&'a RegionClient) -> Fut,
+        Fut: Future<Output = Result<T, SourceError>> + 'a,
+    {
         if !self.fails_over() {
             let primary = self.primary();
             primary.pacer.pace(quota).await;
-            return call(primary).await;
+            return call(primary).await.map(|answer| (answer, 0));
         }
-        let order = self.order(Instant::now());
+        let order = match only {
+            Some(i) => vec![i.min(self.clients.len() - 1)],
+            None => self.order(Instant::now()),
+        };
         let mut first_error = None;
         for i in order {
             let region = &self.clients[i];
@@ -147,7 +167,7 @@ impl Regions {
                 }
                 answer => {
                     self.answered(i);
-                    return answer;
+                    return answer.map(|answer| (answer, i));
                 }
             }
         }
@@ -423,6 +443,30 @@ mod tests {
         assert_eq!(r.serving(), "us-east-1");
         // Both wait out a backoff: the next call tries both again, in order.
         assert_eq!(r.order(Instant::now()), [0, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_call_in_one_region_does_not_fail_over() {
+        let r = regions(&["us-east-1", "us-west-2"]);
+        let answer: Result<(u8, usize), SourceError> = r
+            .call_in(Quota::SecretsManagerList, Some(0), |region| {
+                let down = region.region == "us-east-1";
+                async move {
+                    if down {
+                        Err(error(ErrorKind::Unavailable, "ServiceUnavailable"))
+                    } else {
+                        Ok(1)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(answer.unwrap_err().code, "ServiceUnavailable");
+        let answer = r
+            .call_in(Quota::SecretsManagerList, Some(1), |_| async { Ok(2) })
+            .await
+            .unwrap();
+        assert_eq!(answer, (2, 1));
+        assert_eq!(r.serving(), "us-west-2");
     }
 
     #[tokio::test]

@@ -221,14 +221,15 @@ impl AwsClients {
         let mut arns = Vec::new();
         let mut next_token = None;
         let primary = &self.regions.primary().region;
+        // Page tokens are the region's own: later pages come from the region of the first
+        // (a region switch mid-listing fails this find, which is retried from its first page).
+        let mut region = None;
         loop {
-            // A page token is the region's own: a region switch mid-listing fails this find,
-            // which is retried from its first page.
             let token = &next_token;
             let filters = &filters;
-            let page = self
+            let (page, served) = self
                 .regions
-                .call(Quota::SecretsManagerList, |r| async move {
+                .call_in(Quota::SecretsManagerList, region, |r| async move {
                     r.client
                         .list_secrets()
                         .set_filters((!filters.is_empty()).then(|| filters.clone()))
@@ -239,6 +240,7 @@ impl AwsClients {
                         .map_err(|e| from_sdk(&e, SERVICE, "ListSecrets", key))
                 })
                 .await?;
+            region = Some(served);
             for entry in page.secret_list() {
                 let Some(secret_name) = entry.name() else {
                     continue;

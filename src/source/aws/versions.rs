@@ -34,11 +34,13 @@ impl AwsClients {
         let mut out = Vec::new();
         let mut next_token = None;
         let primary = &self.regions.primary().region;
+        // Page tokens are the region's own: later pages come from the region of the first.
+        let mut region = None;
         loop {
             let (token, filters) = (&next_token, &filters);
-            let page = self
+            let (page, served) = self
                 .regions
-                .call(Quota::SecretsManagerList, |r| async move {
+                .call_in(Quota::SecretsManagerList, region, |r| async move {
                     r.client
                         .list_secrets()
                         .set_filters(filters.clone())
@@ -56,6 +58,7 @@ impl AwsClients {
                         })
                 })
                 .await?;
+            region = Some(served);
             for e in page.secret_list() {
                 out.push(SecretVersions {
                     name: e.name().unwrap_or_default().to_string(),
