@@ -56,6 +56,8 @@
 //!   (or `name:version`) returns that version, labelling another version moves the label,
 //!   an unknown label lands in `InvalidParameters`. **Gap:** moto omits `Selector` in the
 //!   answer (AWS returns `":label"`); do not rely on it.
+//! * Replicas (`AddReplicaRegions`, `ReplicateSecretToRegions`) show the primary's versions as
+//!   they change, VersionIds included, under the replica region's ARN; they cannot be written.
 //! * moto does not throttle, never fails on its own and has no size limits: use the proxy.
 //!   It also answers a missing `Type` on a new `PutParameter` with `ValidationException`.
 
