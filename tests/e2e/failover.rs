@@ -95,6 +95,26 @@ fn sm_calls_in(env: &Env, region: &str) -> u64 {
         .sum()
 }
 
+/// `arnsync_failed_over_sources` from the operator's /metrics.
+async fn failed_over_sources(env: &Env) -> Option<u64> {
+    let log = env.operator_log();
+    let line = log.lines().find(|l| l.contains("arnsync started"))?;
+    let rest = &line[line.find("addr=")? + "addr=".len()..];
+    let addr = rest
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .find(|s| !s.is_empty())?
+        .parse()
+        .ok()?;
+    let (code, body) = crate::harness::http_get(addr, "/metrics").await?;
+    (code == 200).then_some(())?;
+    body.lines()
+        .find(|l| l.starts_with("arnsync_failed_over_sources "))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_outage_of_the_primary_region_is_served_from_the_replica_and_the_primary_returns() {
     let mut env = Env::start_without_operator().await;
@@ -158,6 +178,7 @@ async fn an_outage_of_the_primary_region_is_served_from_the_replica_and_the_prim
     }))
     .await;
     wait_serving(&env, PRIMARY, Duration::from_secs(30)).await;
+    assert_eq!(failed_over_sources(&env).await, Some(0));
 
     // Not found in the primary is an answer, not an outage: no other region is asked.
     env.apply(es("west-only", "prod/west-only")).await;

@@ -20,7 +20,7 @@ use super::attempts::CountAttempts;
 use super::credentials::{AssumeRoleCredentials, LazyDefaultChain};
 use super::errors::from_sdk;
 use super::pacing::{Pacer, Quota, Rates};
-use super::regions::{Pacing, RegionClient, Regions};
+use super::regions::{Pacing, RegionClient, Regions, Switches};
 use super::web_identity::WebIdentityCredentials;
 use crate::metrics::Metrics;
 use crate::source::batch::{Answers, Batcher};
@@ -295,7 +295,14 @@ impl AwsClients {
         AwsClients {
             #[cfg(test)]
             secrets_manager,
-            regions: Regions::new(regions, switched, options.failover_retry),
+            regions: Regions::new(
+                regions,
+                Switches {
+                    channel: switched,
+                    failed_over: parts.metrics.failed_over_sources.clone(),
+                },
+                options.failover_retry,
+            ),
             ssm: client!(
                 aws_sdk_ssm,
                 &parts,

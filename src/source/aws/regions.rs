@@ -24,6 +24,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
 use super::pacing::{Pacer, Quota};
@@ -52,6 +53,14 @@ pub(crate) struct Pacing {
     pub(crate) switched: Option<Arc<watch::Sender<u64>>>,
 }
 
+/// Who hears of a region switch: the registry's channel and the failed-over gauge.
+#[derive(Clone, Default)]
+pub(crate) struct Switches {
+    pub(crate) channel: Option<Arc<watch::Sender<u64>>>,
+    /// Identities served by a replica region (`arnsync_failed_over_sources`).
+    pub(crate) failed_over: Gauge,
+}
+
 /// One region's health, as the calls found it.
 #[derive(Clone, Copy, Debug, Default)]
 struct Health {
@@ -72,7 +81,7 @@ pub(crate) struct Regions {
     clients: Vec<RegionClient>,
     state: Mutex<State>,
     serving: watch::Sender<String>,
-    switched: Option<Arc<watch::Sender<u64>>>,
+    switches: Switches,
     /// The first wait before a failed region is tried again.
     first_backoff: Duration,
 }
@@ -81,13 +90,13 @@ impl Regions {
     /// `clients[0]` is the primary.
     pub(crate) fn new(
         clients: Vec<RegionClient>,
-        switched: Option<Arc<watch::Sender<u64>>>,
+        switches: Switches,
         first_backoff: Duration,
     ) -> Regions {
         assert!(!clients.is_empty(), "a primary region");
         let (serving, _) = watch::channel(clients[0].region.clone());
         Regions {
-            switched,
+            switches,
             first_backoff: first_backoff.max(Duration::from_millis(100)),
             state: Mutex::new(State {
                 health: vec![Health::default(); clients.len()],
@@ -225,19 +234,32 @@ impl Regions {
         let from = &self.clients[state.serving].region;
         let to = &self.clients[i].region;
         if i == 0 {
+            self.switches.failed_over.dec();
             tracing::warn!(from = %from, to = %to, "Secrets Manager reads are back in the primary region");
         } else {
+            if state.serving == 0 {
+                self.switches.failed_over.inc();
+            }
             tracing::warn!(from = %from, to = %to, "Secrets Manager reads failed over to a replica region");
         }
         state.serving = i;
         self.serving.send_replace(to.clone());
-        if let Some(switched) = &self.switched {
-            switched.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(channel) = &self.switches.channel {
+            channel.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Regions {
+    /// A source dropped while failed over (its store deleted or changed) leaves the gauge.
+    fn drop(&mut self) {
+        if self.lock().serving != 0 {
+            self.switches.failed_over.dec();
+        }
     }
 }
 
@@ -295,6 +317,10 @@ mod tests {
     }
 
     fn regions(names: &[&str]) -> Regions {
+        regions_with(names, Switches::default())
+    }
+
+    fn regions_with(names: &[&str], switches: Switches) -> Regions {
         let config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
@@ -307,7 +333,7 @@ mod tests {
                     pacer: Arc::new(Pacer::new(&Rates::default())),
                 })
                 .collect(),
-            None,
+            switches,
             FIRST_BACKOFF,
         )
     }
@@ -411,6 +437,27 @@ mod tests {
         assert_eq!(r.serving(), "us-east-1");
         assert_eq!(*changes.borrow_and_update(), "us-east-1");
         assert!(r.lock().health[0].retry_at.is_none());
+        assert_eq!(r.switches.failed_over.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_gauge_counts_identities_served_by_a_replica() {
+        let gauge = Gauge::default();
+        let switches = Switches {
+            channel: None,
+            failed_over: gauge.clone(),
+        };
+        let r = regions_with(&["us-east-1", "us-west-2", "eu-west-1"], switches);
+        call_with(&r, Some(error(ErrorKind::Unavailable, "Timeout")))
+            .await
+            .0
+            .unwrap();
+        assert_eq!(gauge.get(), 1);
+        // From one replica to another: still one identity failed over.
+        r.answered(2);
+        assert_eq!(gauge.get(), 1);
+        drop(r);
+        assert_eq!(gauge.get(), 0);
     }
 
     #[tokio::test]
