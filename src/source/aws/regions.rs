@@ -8,10 +8,11 @@
 //! access denied, not found, a validation error, throttling) is the region's answer and is
 //! returned as it is: only an outage moves reads.
 //!
-//! A region that failed is skipped for a backoff (`--failover-retry`, 30 s, doubling to 5 min) and then tried again
-//! by the next call (a value read or a version check): the primary serves again as soon as it
-//! answers. Which region served last is shared by every call of the identity, logged when it
-//! changes, and announced on a [`watch`] channel so that store status can say it.
+//! A region that failed is skipped for a backoff (`--failover-retry`, 30 s, doubling to 5 min)
+//! and then tried again by the next call (a value read or a version check), one call at a time:
+//! the primary serves again as soon as it answers. Which region served last is shared by every
+//! call of the identity, logged when it changes, counted in `arnsync_failed_over_sources`, and
+//! announced on the registry's [`watch`] channel so that store status can say it at once.
 //!
 //! Secret ARNs name their region. A key that is a full Secrets Manager ARN is rewritten to the
 //! serving region's ARN (same partition, account, name and suffix) before the call, and ARNs in
@@ -80,7 +81,6 @@ struct State {
 pub(crate) struct Regions {
     clients: Vec<RegionClient>,
     state: Mutex<State>,
-    serving: watch::Sender<String>,
     switches: Switches,
     /// The first wait before a failed region is tried again.
     first_backoff: Duration,
@@ -94,7 +94,6 @@ impl Regions {
         first_backoff: Duration,
     ) -> Regions {
         assert!(!clients.is_empty(), "a primary region");
-        let (serving, _) = watch::channel(clients[0].region.clone());
         Regions {
             switches,
             first_backoff: first_backoff.max(Duration::from_millis(100)),
@@ -103,7 +102,6 @@ impl Regions {
                 serving: 0,
             }),
             clients,
-            serving,
         }
     }
 
@@ -118,13 +116,7 @@ impl Regions {
 
     /// The region that answered the last call (the primary until a failover).
     pub(crate) fn serving(&self) -> String {
-        self.serving.borrow().clone()
-    }
-
-    /// Changes of [`Regions::serving`].
-    #[cfg(test)]
-    pub(crate) fn subscribe(&self) -> watch::Receiver<String> {
-        self.serving.subscribe()
+        self.clients[self.lock().serving].region.clone()
     }
 
     /// Runs `call` in the primary region, or, while it is unavailable, in the first replica
@@ -243,7 +235,6 @@ impl Regions {
             tracing::warn!(from = %from, to = %to, "Secrets Manager reads failed over to a replica region");
         }
         state.serving = i;
-        self.serving.send_replace(to.clone());
         if let Some(channel) = &self.switches.channel {
             channel.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -403,12 +394,16 @@ mod tests {
 
     #[tokio::test]
     async fn the_primary_is_tried_again_after_a_doubling_backoff_and_serves_again() {
-        let r = regions(&["us-east-1", "us-west-2"]);
-        let mut changes = r.subscribe();
+        let (channel, mut changes) = watch::channel(0);
+        let switches = Switches {
+            channel: Some(Arc::new(channel)),
+            failed_over: Gauge::default(),
+        };
+        let r = regions_with(&["us-east-1", "us-west-2"], switches);
         let down = || Some(error(ErrorKind::Unavailable, "Timeout"));
         call_with(&r, down()).await.0.unwrap();
-        assert!(changes.has_changed().unwrap());
-        assert_eq!(*changes.borrow_and_update(), "us-west-2");
+        assert_eq!(*changes.borrow_and_update(), 1);
+        assert_eq!(r.serving(), "us-west-2");
         let backoff = |r: &Regions| {
             let s = r.lock();
             (
@@ -435,7 +430,7 @@ mod tests {
         assert_eq!(answer.unwrap(), "us-east-1");
         assert_eq!(asked, ["us-east-1"]);
         assert_eq!(r.serving(), "us-east-1");
-        assert_eq!(*changes.borrow_and_update(), "us-east-1");
+        assert_eq!(*changes.borrow_and_update(), 2);
         assert!(r.lock().health[0].retry_at.is_none());
         assert_eq!(r.switches.failed_over.get(), 0);
     }
