@@ -104,6 +104,11 @@ struct RunArgs {
     /// their turn rather than fail.
     #[arg(long, env = "ARNSYNC_AWS_RATE", default_value = "", value_parser = rates)]
     aws_rate: Rates,
+    /// While a store's primary region is unavailable (provider.aws.failoverRegions), how long
+    /// its Secrets Manager reads stay in a replica region before the primary is tried again;
+    /// the wait doubles after each failed try, up to 5 minutes (or this, when longer).
+    #[arg(long, env = "ARNSYNC_FAILOVER_RETRY", default_value = "30s", value_parser = duration)]
+    failover_retry: Duration,
     /// Timeout of one AWS call attempt.
     #[arg(long, env = "ARNSYNC_AWS_TIMEOUT", default_value = "10s", value_parser = duration)]
     aws_timeout: Duration,
@@ -214,6 +219,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             rates: args.aws_rate,
             timeout: args.aws_timeout,
             max_attempts: args.aws_max_attempts.max(1),
+            failover_retry: args.failover_retry,
             ..SourceOptions::default()
         },
         Arc::new(KubeTokens::new(client.clone())),

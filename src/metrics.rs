@@ -66,6 +66,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Store identities with a live source (clients, credentials, cache).
     pub sources: Gauge,
+    /// Store identities whose Secrets Manager reads a replica region serves (failoverRegions).
+    pub failed_over_sources: Gauge,
     /// Event queue messages by what became of them.
     pub event_messages: Family<EventLabels, Counter>,
     /// Failed SQS calls of the event consumers.
@@ -95,6 +97,7 @@ impl Default for Metrics {
             external_secrets: Family::default(),
             leader: Gauge::default(),
             sources: Gauge::default(),
+            failed_over_sources: Gauge::default(),
             event_messages: Family::default(),
             event_errors: Counter::default(),
             event_queue_lag_seconds: Gauge::default(),
@@ -176,6 +179,11 @@ impl Metrics {
             "arnsync_sources",
             "Store identities with a live AWS source (clients, credentials, cache)",
             m.sources.clone(),
+        );
+        registry.register(
+            "arnsync_failed_over_sources",
+            "Store identities whose Secrets Manager reads are served by a failoverRegions replica",
+            m.failed_over_sources.clone(),
         );
         m
     }

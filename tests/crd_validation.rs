@@ -182,6 +182,20 @@ fn stores_keep_credentials_where_they_belong() {
         )),
         "sessionTagsPolicy and customSessionTags are not supported",
     );
+    check::<SecretStore>(store(
+        json!({"failoverRegions": ["us-west-2", "eu-west-1"]}),
+    ))
+    .unwrap();
+    refused(
+        check::<SecretStore>(store(
+            json!({"failoverRegions": ["us-west-2", "us-west-2"]}),
+        )),
+        "provider.aws.failoverRegions must not repeat a region",
+    );
+    refused(
+        check::<ClusterSecretStore>(store(json!({"failoverRegions": ["us-east-1"]}))),
+        "provider.aws.failoverRegions must not list provider.aws.region itself",
+    );
     let both = json!({"secretRef": keys(None)["secretRef"], "jwt": jwt(None)["jwt"]});
     refused(
         check::<SecretStore>(store(json!({"auth": both}))),

@@ -34,6 +34,12 @@ use super::{Condition, Service};
         json_path = ".spec.provider.aws.region"
     ),
     printcolumn(
+        name = "Serving",
+        type_ = "string",
+        json_path = ".status.servingRegion",
+        priority = 1
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -87,6 +93,12 @@ pub struct SecretStoreSpec {
         json_path = ".spec.provider.aws.region"
     ),
     printcolumn(
+        name = "Serving",
+        type_ = "string",
+        json_path = ".status.servingRegion",
+        priority = 1
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -132,6 +144,7 @@ pub struct Provider {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.sessionTagsPolicy) && !has(self.customSessionTags)").message("provider.aws.sessionTagsPolicy and customSessionTags are not supported: list the tags in provider.aws.sessionTags"))]
+#[x_kube(validation = Rule::new("!has(self.failoverRegions) || !(self.region in self.failoverRegions)").message("provider.aws.failoverRegions must not list provider.aws.region itself"))]
 pub struct AwsProvider {
     /// SecretsManager or ParameterStore: what this store's ExternalSecrets read. A key that is
     /// a full ARN is read from the service the ARN names.
@@ -140,6 +153,16 @@ pub struct AwsProvider {
     #[x_kube(validation = Rule::new("self != ''").message("provider.aws.region must not be empty"))]
     #[schemars(length(max = 64))]
     pub region: String,
+    /// arnsync only: Secrets Manager replica regions to read from, in order, while `region`
+    /// is unavailable (5xx answers, timeouts, connection errors; never access denied, not
+    /// found, validation errors or throttling). A full secret ARN is read as the replica's ARN
+    /// (same account, name and suffix). The primary is tried again with backoff (30 s by
+    /// default, doubling to 5 min) and serves again once it answers; `status.servingRegion`
+    /// says which region serves. Parameter Store has no replicas: its reads never fail over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5), inner(length(min = 1, max = 64)))]
+    #[x_kube(validation = Rule::new("self.all(r, self.exists_one(o, o == r))").message("provider.aws.failoverRegions must not repeat a region"))]
+    pub failover_regions: Vec<String>,
     /// A role to assume (ARN), after `additionalRoles`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
@@ -332,6 +355,10 @@ pub struct StoreStatus {
     pub identity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The region Secrets Manager reads are served from when the store lists
+    /// `provider.aws.failoverRegions`: `region`, or a replica region while it is unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_region: Option<String>,
     /// ESO's `capabilities`: arnsync reads only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<String>,
@@ -342,6 +369,8 @@ pub struct StoreStatus {
 pub struct AwsSettings {
     pub service: Service,
     pub region: String,
+    /// `provider.aws.failoverRegions`: Secrets Manager replica regions, in order.
+    pub failover_regions: Vec<String>,
     pub prefix: Option<String>,
     pub endpoints: Endpoints,
     pub auth: Option<StaticKeysRef>,
@@ -391,6 +420,7 @@ macro_rules! aws_settings {
                 AwsSettings {
                     service: aws.service,
                     region: aws.region.clone(),
+                    failover_regions: aws.failover_regions.clone(),
                     prefix: aws.prefix.clone().filter(|p| !p.is_empty()),
                     endpoints: own.endpoints.unwrap_or_default(),
                     auth: aws.auth.as_ref().and_then(|a| a.secret_ref.clone()),

@@ -68,6 +68,7 @@ mod tests {
     fn identity(region: &str) -> Identity {
         Identity {
             region: region.into(),
+            failover_regions: vec![],
             endpoints: Default::default(),
             static_keys: None,
             web_identity: None,

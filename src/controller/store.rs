@@ -167,6 +167,7 @@ async fn resolve<K: ResourceExt>(
         ),
         identity: Identity {
             region: settings.region.clone(),
+            failover_regions: settings.failover_regions.clone(),
             endpoints: settings.endpoints.clone(),
             static_keys: keys,
             web_identity,
@@ -195,6 +196,16 @@ fn check_provider(display: &str, settings: &AwsSettings) -> Result<(), SyncError
         return Err(SyncError::InvalidSpec(format!(
             "{display}: provider.aws.sessionTagsPolicy and customSessionTags are not supported: list the tags in provider.aws.sessionTags"
         )));
+    }
+    for (i, region) in settings.failover_regions.iter().enumerate() {
+        if region.is_empty()
+            || *region == settings.region
+            || settings.failover_regions[..i].contains(region)
+        {
+            return Err(SyncError::InvalidSpec(format!(
+                "{display}: provider.aws.failoverRegions[{i}] {region:?} must be a region name other than provider.aws.region and the regions listed before it"
+            )));
+        }
     }
     for role in &settings.roles {
         if !role.arn.starts_with("arn:") {
@@ -518,5 +529,25 @@ mod tests {
         }];
         assert!(admits(&by_regex, "team-c", &labels(&[])));
         assert!(!admits(&by_regex, "my-team-c", &labels(&[])));
+    }
+
+    #[test]
+    fn failover_regions_are_other_regions_listed_once() {
+        let spec = |regions: &[&str]| {
+            let spec: crate::api::SecretStoreSpec = serde_json::from_value(serde_json::json!({
+                "provider": {"aws": {"service": "SecretsManager", "region": "us-east-1",
+                                     "failoverRegions": regions}}
+            }))
+            .unwrap();
+            spec.aws()
+        };
+        check_spec("SecretStore app/aws", &spec(&["us-west-2", "eu-west-1"])).unwrap();
+        for bad in [&["us-east-1"][..], &["us-west-2", "us-west-2"], &[""]] {
+            let e = check_spec("SecretStore app/aws", &spec(bad)).unwrap_err();
+            assert!(
+                e.to_string().contains("provider.aws.failoverRegions["),
+                "{bad:?}: {e}"
+            );
+        }
     }
 }

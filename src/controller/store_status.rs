@@ -9,7 +9,7 @@ use crate::source::events::Health;
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
 
@@ -18,6 +18,8 @@ use super::error::{Error, SyncError};
 use super::external_secret::StoreWakes;
 use super::store::{resolve_cluster_store, resolve_secret_store, ResolvedStore};
 use super::{publish_status, Context, Shutdown};
+use kube::runtime::events::EventType;
+
 use crate::api::{
     set_condition, ClusterSecretStore, Condition, ConditionStatus, SecretStore, StoreKind,
     StoreStatus,
@@ -33,6 +35,7 @@ pub(super) async fn controllers(ctx: &Arc<Context>, shutdown: Shutdown) {
         ctx.caches.secret_stores(),
         ctx.caches.secret_stores.clone(),
         StoreKind::SecretStore,
+        |s| !s.spec.provider.aws.failover_regions.is_empty(),
     );
     let live = report_live(ctx, "SecretStore", ctx.caches.secret_stores.clone());
     let stores = stores
@@ -49,6 +52,7 @@ pub(super) async fn controllers(ctx: &Arc<Context>, shutdown: Shutdown) {
         ctx.caches.cluster_stores(),
         ctx.caches.cluster_stores.clone(),
         StoreKind::ClusterSecretStore,
+        |s| !s.spec.provider.aws.failover_regions.is_empty(),
     );
     let cluster_live = report_live(ctx, "ClusterSecretStore", ctx.caches.cluster_stores.clone());
     let cluster_stores = cluster_stores
@@ -63,12 +67,15 @@ pub(super) async fn controllers(ctx: &Arc<Context>, shutdown: Shutdown) {
 
 /// A store controller over the store cache: its watch (objects stripped, see
 /// [`super::caches::strip`]) fills `writer` and wakes the ExternalSecrets of changed stores.
+/// The stores `fails_over` picks (those with `failoverRegions`) are checked again whenever the
+/// region serving some identity's reads changes, so that their status says it at once.
 fn store_controller<K>(
     ctx: &Arc<Context>,
     api: Api<K>,
     writer: kube::runtime::reflector::store::Writer<K>,
     cache: Store<K>,
     kind: StoreKind,
+    fails_over: fn(&K) -> bool,
 ) -> Controller<K>
 where
     K: Resource<DynamicType = ()>
@@ -87,8 +94,23 @@ where
         .reflect(writer)
         .inspect(move |event| wakes.observe(&for_wakes, event))
         .applied_objects();
+    let switches = futures::stream::unfold(ctx.sources.region_switches(), |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    });
+    let stores = cache.clone();
+    let switched = switches.flat_map(move |()| {
+        let refs: Vec<ObjectRef<K>> = stores
+            .state()
+            .iter()
+            .filter(|s| fails_over(s))
+            .map(|s| ObjectRef::from_obj(s.as_ref()))
+            .collect();
+        futures::stream::iter(refs)
+    });
     Controller::for_stream(stream, cache)
         .with_config(kube::runtime::controller::Config::default().concurrency(super::CONCURRENCY))
+        .reconcile_on(switched)
 }
 
 /// Tells the identity registry which stores of `kind` exist, every few seconds once the cache
@@ -240,7 +262,8 @@ where
     .flatten();
     // With it, whether reads found secretsmanager:BatchGetSecretValue denied: the status says so
     // until it is allowed.
-    let (outcome, batch_fallback) = match resolved {
+    // And, with failoverRegions, the region serving Secrets Manager reads.
+    let (outcome, batch_fallback, serving) = match resolved {
         Ok(r) => {
             let source = ctx.sources.source(&r.identity);
             let display = r.display.clone();
@@ -252,11 +275,18 @@ where
                     who: display,
                     source,
                 });
-            (outcome, source.batch_fallback())
+            let serving = source
+                .serving_region()
+                .map(|s| (r.identity.region.clone(), s));
+            (outcome, source.batch_fallback(), serving)
         }
-        Err(e) => (Err(e), None),
+        Err(e) => (Err(e), None, None),
     };
     let mut status = current.cloned().unwrap_or_default();
+    let switch = serving
+        .as_ref()
+        .and_then(|(primary, now)| region_switch(primary, status.serving_region.as_deref(), now));
+    status.serving_region = serving.map(|(_, now)| now);
     let time = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
     let (state, reason, message, action) = match &outcome {
         Ok((display, arn)) => {
@@ -339,15 +369,65 @@ where
         "Validate",
     )
     .await?;
+    if let Some((type_, reason, note)) = switch {
+        ctx.event(store, type_, reason, &note, "Failover").await;
+    }
     ctx.metrics
         .reconcile(&K::kind(&()), &reason, started.elapsed());
     tracing::info!(object = %store.name_any(), kind = %K::kind(&()), reason = %reason, "store checked");
     Ok(action)
 }
 
+/// The event for a change of the serving region (`None` when it did not change, or the store
+/// starts saying it in its primary region): a Warning when reads leave the primary `region`,
+/// Normal when they return to it.
+fn region_switch(
+    primary: &str,
+    before: Option<&str>,
+    now: &str,
+) -> Option<(EventType, &'static str, String)> {
+    let before = before.unwrap_or(primary);
+    if before == now {
+        return None;
+    }
+    Some(if now == primary {
+        (
+            EventType::Normal,
+            "PrimaryRegionServing",
+            format!("Secrets Manager reads are back in the primary region {now} (from {before})"),
+        )
+    } else {
+        (
+            EventType::Warning,
+            "FailedOver",
+            format!(
+                "Secrets Manager reads moved from {before} to {now}: {before} is unavailable (provider.aws.failoverRegions)"
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_region_switch_is_an_event_once() {
+        let p = "us-east-1";
+        assert_eq!(region_switch(p, None, p), None);
+        assert_eq!(region_switch(p, Some(p), p), None);
+        assert_eq!(region_switch(p, Some("us-west-2"), "us-west-2"), None);
+        let (type_, reason, note) = region_switch(p, Some(p), "us-west-2").unwrap();
+        assert_eq!((type_, reason), (EventType::Warning, "FailedOver"));
+        assert_eq!(
+            note,
+            "Secrets Manager reads moved from us-east-1 to us-west-2: us-east-1 is unavailable (provider.aws.failoverRegions)"
+        );
+        // A store first checked while failed over says so too.
+        assert!(region_switch(p, None, "us-west-2").is_some());
+        let (type_, reason, _) = region_switch(p, Some("us-west-2"), p).unwrap();
+        assert_eq!((type_, reason), (EventType::Normal, "PrimaryRegionServing"));
+    }
 
     #[test]
     fn a_stores_refresh_interval_sets_how_often_it_is_checked() {

@@ -324,6 +324,23 @@ fn names_and_the_operators_store_checks_are_part_of_the_check() {
     );
 }
 
+/// ESO has no `failoverRegions`; one written in by hand is kept, under the CRD's and the
+/// operator's rules.
+#[test]
+fn failover_regions_pass_under_the_store_rules() {
+    let out = converted(&format!("{STORE}      failoverRegions: [eu-west-1]\n"));
+    assert_eq!(
+        out["spec"]["provider"]["aws"]["failoverRegions"],
+        yaml("[eu-west-1]")
+    );
+    let p = refused(&format!("{STORE}      failoverRegions: [eu-central-1]\n"));
+    assert!(
+        p[0].to_string()
+            .contains("failoverRegions must not list provider.aws.region itself"),
+        "{p:?}"
+    );
+}
+
 #[test]
 fn other_documents_pass_through_unchanged() {
     for doc in [

@@ -68,6 +68,8 @@ pub struct SessionTag {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub region: String,
+    /// Secrets Manager replica regions read, in order, while `region` is unavailable.
+    pub failover_regions: Vec<String>,
     pub endpoints: Endpoints,
     pub static_keys: Option<StaticKeys>,
     pub web_identity: Option<WebIdentity>,
@@ -115,6 +117,10 @@ impl Identity {
     pub fn fingerprint(&self) -> [u8; 32] {
         let mut e = Encoder(Sha256::new());
         e.value(b'r', Some(&self.region));
+        e.count(b'F', self.failover_regions.len());
+        for region in &self.failover_regions {
+            e.value(b'f', Some(region));
+        }
         e.value(b'm', self.endpoints.secrets_manager.as_deref());
         e.value(b's', self.endpoints.ssm.as_deref());
         e.value(b't', self.endpoints.sts.as_deref());
@@ -187,6 +193,7 @@ mod tests {
     fn identity() -> Identity {
         Identity {
             region: "eu-west-1".into(),
+            failover_regions: vec![],
             endpoints: Endpoints::default(),
             static_keys: Some(keys("s3cr3t")),
             web_identity: None,
@@ -236,6 +243,12 @@ mod tests {
         type Change = (&'static str, fn(&mut Identity));
         let changes: Vec<Change> = vec![
             ("region", |i| i.region = "us-east-1".into()),
+            ("failover region", |i| {
+                i.failover_regions = vec!["us-west-2".into()]
+            }),
+            ("second failover region", |i| {
+                i.failover_regions = vec!["us-west-2".into(), "eu-west-1".into()]
+            }),
             ("sm endpoint", |i| {
                 i.endpoints.secrets_manager = Some("http://127.0.0.1:1".into())
             }),

@@ -7,6 +7,7 @@ mod cluster_external_secret;
 mod eso_manifests;
 mod events;
 mod examples;
+mod failover;
 mod failures;
 mod harness;
 mod leader;

@@ -20,6 +20,7 @@ use super::attempts::CountAttempts;
 use super::credentials::{AssumeRoleCredentials, LazyDefaultChain};
 use super::errors::from_sdk;
 use super::pacing::{Pacer, Quota, Rates};
+use super::regions::{Pacing, RegionClient, Regions, Switches};
 use super::web_identity::WebIdentityCredentials;
 use crate::metrics::Metrics;
 use crate::source::batch::{Answers, Batcher};
@@ -60,6 +61,9 @@ pub struct SourceOptions {
     pub timeout: Duration,
     /// SDK attempts per call (standard retry mode: exponential backoff with jitter).
     pub max_attempts: u32,
+    /// How long a region that was unavailable is skipped before it is tried again (doubling
+    /// after each failed try, up to 5 minutes or this, when longer).
+    pub failover_retry: Duration,
     /// The clock the clients (and so the credentials cache) see: `None`, the system clock;
     /// tests set one to expire credentials without waiting.
     pub clock: Option<SharedTimeSource>,
@@ -75,6 +79,7 @@ impl Default for SourceOptions {
             max_cache_entries: 10_000,
             timeout: Duration::from_secs(10),
             max_attempts: 3,
+            failover_retry: Duration::from_secs(30),
             clock: None,
         }
     }
@@ -82,7 +87,11 @@ impl Default for SourceOptions {
 
 /// The SDK clients of one identity: the uncached [`Source`].
 pub struct AwsClients {
+    /// The primary region's client (test admin calls; reads go through `regions`).
+    #[cfg(test)]
     pub(crate) secrets_manager: aws_sdk_secretsmanager::Client,
+    /// Every Secrets Manager read: the primary region, then `failoverRegions` while it is down.
+    pub(crate) regions: Regions,
     pub(crate) ssm: aws_sdk_ssm::Client,
     sts: aws_sdk_sts::Client,
     /// What an SQS client of this identity is built from (an event queue may be in another
@@ -155,19 +164,19 @@ impl AwsClients {
         http: SharedHttpClient,
         tokens: Arc<dyn TokenSource>,
     ) -> AwsClients {
-        let pacer = Arc::new(Pacer::new(&options.rates));
-        Self::build(identity, metrics, options, http, tokens, pacer, None)
+        let pacing = own_pacing(identity, &options.rates);
+        Self::build(identity, metrics, options, http, tokens, pacing, None)
     }
 
     /// Clients whose reads are batched (when `options.read_batch_window` is set) and paced by
-    /// `pacer`.
+    /// `pacing` (Secrets Manager calls in a failover region by that region's pacer).
     pub fn shared(
         identity: &Identity,
         metrics: Metrics,
         options: &SourceOptions,
         http: SharedHttpClient,
         tokens: Arc<dyn TokenSource>,
-        pacer: Arc<Pacer>,
+        pacing: Pacing,
     ) -> Arc<AwsClients> {
         Arc::new_cyclic(|me| {
             let batches = !options.read_batch_window.is_zero();
@@ -177,7 +186,7 @@ impl AwsClients {
                 options,
                 http,
                 tokens,
-                pacer,
+                pacing,
                 batches.then_some(me),
             )
         })
@@ -189,9 +198,14 @@ impl AwsClients {
         options: &SourceOptions,
         http: SharedHttpClient,
         tokens: Arc<dyn TokenSource>,
-        pacer: Arc<Pacer>,
+        pacing: Pacing,
         me: Option<&Weak<AwsClients>>,
     ) -> AwsClients {
+        let Pacing {
+            pacer,
+            replicas: replica_pacers,
+            switched,
+        } = pacing;
         let attempts = identity
             .retry
             .map_or(options.max_attempts, |r| r.max_attempts)
@@ -250,13 +264,44 @@ impl AwsClients {
             credentials =
                 SharedCredentialsProvider::new(AssumeRoleCredentials::new(sts, role.clone()));
         }
+        let secrets_manager = client!(
+            aws_sdk_secretsmanager,
+            &parts,
+            Some(credentials.clone()),
+            identity.endpoints.secrets_manager.clone(),
+            "secretsmanager"
+        );
+        // Replica regions share the credentials (and their cache) and the endpoint override.
+        let mut regions = vec![RegionClient {
+            region: identity.region.clone(),
+            client: secrets_manager.clone(),
+            pacer: pacer.clone(),
+        }];
+        for (region, pacer) in identity.failover_regions.iter().zip(replica_pacers) {
+            let mut replica = parts.clone();
+            replica.region = Region::new(region.clone());
+            regions.push(RegionClient {
+                region: region.clone(),
+                client: client!(
+                    aws_sdk_secretsmanager,
+                    &replica,
+                    Some(credentials.clone()),
+                    identity.endpoints.secrets_manager.clone(),
+                    "secretsmanager"
+                ),
+                pacer,
+            });
+        }
         AwsClients {
-            secrets_manager: client!(
-                aws_sdk_secretsmanager,
-                &parts,
-                Some(credentials.clone()),
-                identity.endpoints.secrets_manager.clone(),
-                "secretsmanager"
+            #[cfg(test)]
+            secrets_manager,
+            regions: Regions::new(
+                regions,
+                Switches {
+                    channel: switched,
+                    failed_over: parts.metrics.failed_over_sources.clone(),
+                },
+                options.failover_retry,
             ),
             ssm: client!(
                 aws_sdk_ssm,
@@ -439,6 +484,19 @@ fn batcher(
             }
         }
     })
+}
+
+/// Pacers of its own for `identity`'s regions, telling no one of region switches.
+pub(crate) fn own_pacing(identity: &Identity, rates: &Rates) -> Pacing {
+    Pacing {
+        pacer: Arc::new(Pacer::new(rates)),
+        replicas: identity
+            .failover_regions
+            .iter()
+            .map(|_| Arc::new(Pacer::new(rates)))
+            .collect(),
+        switched: None,
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

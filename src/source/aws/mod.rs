@@ -17,8 +17,9 @@ use super::{Fetch, Find, Identity, Source, SourceError, Tracker, Value};
 use crate::metrics::Metrics;
 pub use clients::SourceOptions;
 use clients::{log_call, AwsClients};
-use pacing::{Pacer, Pacers};
+use pacing::Pacers;
 pub use pacing::{Quota, Rates};
+use regions::Pacing;
 
 mod attempts;
 #[cfg(test)]
@@ -27,9 +28,12 @@ mod clients;
 mod credentials;
 mod errors;
 #[cfg(test)]
+mod failover_tests;
+#[cfg(test)]
 mod moto_tests;
 mod pacing;
 mod parameter_store;
+mod regions;
 mod secrets_manager;
 mod versions;
 mod web_identity;
@@ -50,6 +54,8 @@ struct Registry {
     http: SharedHttpClient,
     tokens: Arc<dyn TokenSource>,
     pacers: Pacers,
+    /// Bumped when any identity's Secrets Manager reads move to another region.
+    switched: Arc<tokio::sync::watch::Sender<u64>>,
     sources: Mutex<HashMap<[u8; 32], Arc<AwsSource>>>,
 }
 
@@ -73,6 +79,7 @@ impl Sources {
                 http: http_client(),
                 tokens,
                 pacers: Pacers::default(),
+                switched: Arc::new(tokio::sync::watch::channel(0).0),
                 sources: Mutex::new(HashMap::new()),
             }),
         }
@@ -86,22 +93,36 @@ impl Sources {
     pub fn source(&self, identity: &Identity) -> Arc<AwsSource> {
         let mut sources = self.map();
         let source = Arc::clone(sources.entry(identity.fingerprint()).or_insert_with(|| {
-            let pacer = self.inner.pacers.pacer(
-                &pacing_scope(identity),
-                &identity.region,
-                &self.inner.options.rates,
-            );
-            Arc::new(AwsSource::with_pacer(
+            let scope = pacing_scope(identity);
+            let rates = &self.inner.options.rates;
+            let pacer = self.inner.pacers.pacer(&scope, &identity.region, rates);
+            let replica_pacers = identity
+                .failover_regions
+                .iter()
+                .map(|region| self.inner.pacers.pacer(&scope, region, rates))
+                .collect();
+            let pacing = Pacing {
+                pacer,
+                replicas: replica_pacers,
+                switched: Some(self.inner.switched.clone()),
+            };
+            Arc::new(AwsSource::with_pacing(
                 identity,
                 self.inner.metrics.clone(),
                 &self.inner.options,
                 self.inner.http.clone(),
                 self.inner.tokens.clone(),
-                pacer,
+                pacing,
             ))
         }));
         self.inner.metrics.sources.set(sources.len() as i64);
         source
+    }
+
+    /// Changes whenever the region serving some identity's Secrets Manager reads changes (see
+    /// [`AwsSource::serving_region`]).
+    pub fn region_switches(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.switched.subscribe()
     }
 
     /// Drops the sources of every identity not in `in_use` (keys rotated, store deleted), so
@@ -163,19 +184,19 @@ impl AwsSource {
         http: SharedHttpClient,
         tokens: Arc<dyn TokenSource>,
     ) -> AwsSource {
-        let pacer = Arc::new(Pacer::new(&options.rates));
-        Self::with_pacer(identity, metrics, options, http, tokens, pacer)
+        let pacing = clients::own_pacing(identity, &options.rates);
+        Self::with_pacing(identity, metrics, options, http, tokens, pacing)
     }
 
-    fn with_pacer(
+    fn with_pacing(
         identity: &Identity,
         metrics: Metrics,
         options: &SourceOptions,
         http: SharedHttpClient,
         tokens: Arc<dyn TokenSource>,
-        pacer: Arc<Pacer>,
+        pacing: Pacing,
     ) -> AwsSource {
-        let clients = AwsClients::shared(identity, metrics, options, http, tokens, pacer);
+        let clients = AwsClients::shared(identity, metrics, options, http, tokens, pacing);
         AwsSource {
             cache: Cached::shared(
                 clients,
@@ -210,6 +231,13 @@ impl AwsSource {
     /// the credentials and role work, and the identity shown in store status.
     pub async fn caller_identity(&self) -> Result<String, SourceError> {
         self.cache.inner().caller_identity().await
+    }
+
+    /// With `failoverRegions`, the region Secrets Manager reads are served from (the primary
+    /// until it is unavailable); `None` without them.
+    pub fn serving_region(&self) -> Option<String> {
+        let regions = &self.cache.inner().regions;
+        regions.fails_over().then(|| regions.serving())
     }
 
     /// An SQS client of this identity for `region` (event queues).

@@ -64,6 +64,7 @@ impl Moto {
 pub(super) fn static_identity(url: &str) -> Identity {
     Identity {
         region: "us-east-1".into(),
+        failover_regions: vec![],
         endpoints: Endpoints {
             secrets_manager: Some(url.into()),
             ssm: Some(url.into()),

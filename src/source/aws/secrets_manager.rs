@@ -19,6 +19,7 @@ use regex::Regex;
 use super::clients::{log_call, AwsClients, SECRETS_PER_BATCH};
 use super::errors::{from_sdk, kind_for_code};
 use super::pacing::Quota;
+use super::regions::{arn_in, in_region};
 use crate::source::batch::Answers;
 use crate::source::key::refers_to;
 use crate::source::{ErrorKind, Fetch, SecretBytes, Selector, Service, SourceError, Value};
@@ -50,22 +51,30 @@ impl AwsClients {
 
     async fn get_secret_once(&self, fetch: &Fetch) -> Result<Value, SourceError> {
         let op = "GetSecretValue";
-        let request = self
-            .secrets_manager
-            .get_secret_value()
-            .secret_id(&fetch.key);
-        let request = match &fetch.selector {
-            Selector::Stage(stage) => request.version_stage(stage),
-            Selector::VersionId(id) => request.version_id(id),
-            Selector::ParameterVersion(_) | Selector::Latest => {
-                return Err(invalid_selector(op, fetch))
-            }
-        };
-        self.pacer.pace(Quota::SecretsManager).await;
-        let out = request
-            .send()
-            .await
-            .map_err(|e| from_sdk(&e, SERVICE, op, &fetch.key))?;
+        if matches!(
+            fetch.selector,
+            Selector::ParameterVersion(_) | Selector::Latest
+        ) {
+            return Err(invalid_selector(op, fetch));
+        }
+        let out = self
+            .regions
+            .call(Quota::SecretsManager, |r| async move {
+                let request = r
+                    .client
+                    .get_secret_value()
+                    .secret_id(in_region(&fetch.key, &r.region));
+                let request = match &fetch.selector {
+                    Selector::Stage(stage) => request.version_stage(stage),
+                    Selector::VersionId(id) => request.version_id(id),
+                    Selector::ParameterVersion(_) | Selector::Latest => request,
+                };
+                request
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(&e, SERVICE, op, &fetch.key))
+            })
+            .await?;
         secret_value(out, &fetch.key)
     }
 
@@ -82,16 +91,13 @@ impl AwsClients {
         }
         let op = "BatchGetSecretValue";
         let label = format!("({} secrets)", fetches.len());
-        let ids: Vec<String> = fetches.iter().map(|f| f.key.clone()).collect();
-        self.pacer.pace(Quota::SecretsManagerBatch).await;
         let start = Instant::now();
         let result = self
-            .secrets_manager
-            .batch_get_secret_value()
-            .set_secret_id_list(Some(ids))
-            .send()
-            .await
-            .map_err(|e| from_sdk(&e, SERVICE, op, &label));
+            .batch_get(
+                &fetches.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
+                &label,
+            )
+            .await;
         log_call("secretsmanager", op, &label, start, &result);
         match result {
             Ok(out) => {
@@ -131,6 +137,36 @@ impl AwsClients {
                 })
                 .collect(),
         }
+    }
+
+    /// One BatchGetSecretValue of `ids` in the serving region, its ARNs as the primary's.
+    async fn batch_get(
+        &self,
+        ids: &[&str],
+        label: &str,
+    ) -> Result<BatchGetSecretValueOutput, SourceError> {
+        let primary = &self.regions.primary().region;
+        self.regions
+            .call(Quota::SecretsManagerBatch, |r| async move {
+                let ids = ids.iter().map(|id| in_region(id, &r.region).into_owned());
+                let mut out = r
+                    .client
+                    .batch_get_secret_value()
+                    .set_secret_id_list(Some(ids.collect()))
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(&e, SERVICE, "BatchGetSecretValue", label))?;
+                if r.region != *primary {
+                    for entry in out.secret_values.iter_mut().flatten() {
+                        arn_in(&mut entry.arn, primary);
+                    }
+                    for error in out.errors.iter_mut().flatten() {
+                        arn_in(&mut error.secret_id, primary);
+                    }
+                }
+                Ok(out)
+            })
+            .await
     }
 
     async fn read_secrets_each(&self, fetches: &[Fetch]) -> Answers {
@@ -184,17 +220,27 @@ impl AwsClients {
         let filters = list_filters(name, tags);
         let mut arns = Vec::new();
         let mut next_token = None;
+        let primary = &self.regions.primary().region;
+        // Page tokens are the region's own: later pages come from the region of the first
+        // (a region switch mid-listing fails this find, which is retried from its first page).
+        let mut region = None;
         loop {
-            self.pacer.pace(Quota::SecretsManagerList).await;
-            let page = self
-                .secrets_manager
-                .list_secrets()
-                .set_filters((!filters.is_empty()).then(|| filters.clone()))
-                .max_results(LIST_PAGE)
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| from_sdk(&e, SERVICE, "ListSecrets", key))?;
+            let token = &next_token;
+            let filters = &filters;
+            let (page, served) = self
+                .regions
+                .call_in(Quota::SecretsManagerList, region, |r| async move {
+                    r.client
+                        .list_secrets()
+                        .set_filters((!filters.is_empty()).then(|| filters.clone()))
+                        .max_results(LIST_PAGE)
+                        .set_next_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| from_sdk(&e, SERVICE, "ListSecrets", key))
+                })
+                .await?;
+            region = Some(served);
             for entry in page.secret_list() {
                 let Some(secret_name) = entry.name() else {
                     continue;
@@ -206,7 +252,8 @@ impl AwsClients {
                         .any(|t| t.key() == Some(k.as_str()) && t.value() == Some(v.as_str()))
                 });
                 if tagged && name.is_none_or(|re| re.is_match(secret_name)) {
-                    arns.push(entry.arn().unwrap_or(secret_name).to_string());
+                    let arn = entry.arn().unwrap_or(secret_name);
+                    arns.push(in_region(arn, primary).into_owned());
                 }
             }
             next_token = page.next_token().map(String::from);
@@ -222,14 +269,8 @@ impl AwsClients {
         let op = "BatchGetSecretValue";
         let mut values = Vec::with_capacity(arns.len());
         for chunk in arns.chunks(BATCH) {
-            self.pacer.pace(Quota::SecretsManagerBatch).await;
-            let out = self
-                .secrets_manager
-                .batch_get_secret_value()
-                .set_secret_id_list(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| from_sdk(&e, SERVICE, op, key))?;
+            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let out = self.batch_get(&ids, key).await?;
             for e in out.errors() {
                 let code = e.error_code().unwrap_or("Unknown");
                 let kind = kind_for_code(code, None);

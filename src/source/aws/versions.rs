@@ -10,6 +10,7 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use super::clients::AwsClients;
 use super::errors::from_sdk;
 use super::pacing::Quota;
+use super::regions::in_region;
 use crate::source::key::base_name;
 use crate::source::versions::SecretVersions;
 use crate::source::{AwsService, SourceError};
@@ -32,28 +33,36 @@ impl AwsClients {
         });
         let mut out = Vec::new();
         let mut next_token = None;
+        let primary = &self.regions.primary().region;
+        // Page tokens are the region's own: later pages come from the region of the first.
+        let mut region = None;
         loop {
-            self.pacer.pace(Quota::SecretsManagerList).await;
-            let page = self
-                .secrets_manager
-                .list_secrets()
-                .set_filters(filters.clone())
-                .max_results(LIST_PAGE)
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| {
-                    from_sdk(
-                        &e,
-                        AwsService::SecretsManager,
-                        "ListSecrets",
-                        "(version check)",
-                    )
-                })?;
+            let (token, filters) = (&next_token, &filters);
+            let (page, served) = self
+                .regions
+                .call_in(Quota::SecretsManagerList, region, |r| async move {
+                    r.client
+                        .list_secrets()
+                        .set_filters(filters.clone())
+                        .max_results(LIST_PAGE)
+                        .set_next_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            from_sdk(
+                                &e,
+                                AwsService::SecretsManager,
+                                "ListSecrets",
+                                "(version check)",
+                            )
+                        })
+                })
+                .await?;
+            region = Some(served);
             for e in page.secret_list() {
                 out.push(SecretVersions {
                     name: e.name().unwrap_or_default().to_string(),
-                    arn: e.arn().unwrap_or_default().to_string(),
+                    arn: in_region(e.arn().unwrap_or_default(), primary).into_owned(),
                     stages: invert(e.secret_versions_to_stages()),
                     rotation_enabled: e.rotation_enabled().unwrap_or(false),
                     next_rotation: e
@@ -73,17 +82,21 @@ impl AwsClients {
         &self,
         key: &str,
     ) -> Result<SecretVersions, SourceError> {
-        self.pacer.pace(Quota::SecretsManager).await;
         let d = self
-            .secrets_manager
-            .describe_secret()
-            .secret_id(key)
-            .send()
-            .await
-            .map_err(|e| from_sdk(&e, AwsService::SecretsManager, "DescribeSecret", key))?;
+            .regions
+            .call(Quota::SecretsManager, |r| async move {
+                r.client
+                    .describe_secret()
+                    .secret_id(in_region(key, &r.region))
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk(&e, AwsService::SecretsManager, "DescribeSecret", key))
+            })
+            .await?;
+        let primary = &self.regions.primary().region;
         Ok(SecretVersions {
             name: d.name().unwrap_or_default().to_string(),
-            arn: d.arn().unwrap_or_default().to_string(),
+            arn: in_region(d.arn().unwrap_or_default(), primary).into_owned(),
             stages: invert(d.version_ids_to_stages()),
             rotation_enabled: d.rotation_enabled().unwrap_or(false),
             next_rotation: d

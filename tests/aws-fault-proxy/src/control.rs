@@ -3,15 +3,16 @@
 //!
 //! | request | effect | answer |
 //! |---|---|---|
-//! | `GET /__proxy/counts` | | 200 `{"calls":{"secretsmanager:GetSecretValue":3},"faulted":{"secretsmanager:GetSecretValue":1},"total":3}` |
+//! | `GET /__proxy/counts` | | 200 `{"calls":{"secretsmanager:GetSecretValue":3},"faulted":{"secretsmanager:GetSecretValue":1},"regions":{"us-east-1":{"secretsmanager:GetSecretValue":3}},"total":3}` |
 //! | `DELETE /__proxy/counts` | zero the counters | 204 |
 //! | `GET /__proxy/faults` | | 200 JSON array of the active rules (remaining `times`) |
 //! | `POST /__proxy/faults` | add a rule, body = JSON [`Fault`] | 201 with the rule; 400 if invalid |
 //! | `DELETE /__proxy/faults` | remove every rule | 204 |
 //! | `POST /__proxy/reset` | zero the counters and remove every rule | 204 |
 //!
-//! `calls` counts every attempt (faulted included); `faulted` only those a rule applied to.
-//! Keys are `service:Operation`.
+//! `calls` counts every attempt (faulted included); `faulted` only those a rule applied to;
+//! `regions` the signed attempts per region of the SigV4 credential scope. Keys are
+//! `service:Operation`. A fault rule may name a `region` (see [`Fault`]).
 //!
 //! ```sh
 //! P=http://127.0.0.1:PORT
@@ -61,13 +62,21 @@ pub(crate) fn handle(
                 }
                 calls.insert(key, n);
             }
+            let mut regions: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for ((region, service, operation), n) in state.regional.snapshot() {
+                regions
+                    .entry(region)
+                    .or_default()
+                    .insert(format!("{service}:{operation}"), n);
+            }
             json(
                 StatusCode::OK,
-                &serde_json::json!({ "calls": calls, "faulted": faulted, "total": total }),
+                &serde_json::json!({ "calls": calls, "faulted": faulted, "regions": regions, "total": total }),
             )
         }
         (&Method::DELETE, "counts") => {
             state.counters.reset();
+            state.regional.reset();
             no_content()
         }
         (&Method::GET, "faults") => json(StatusCode::OK, &state.faults.list()),
@@ -84,6 +93,7 @@ pub(crate) fn handle(
         }
         (&Method::POST, "reset") => {
             state.counters.reset();
+            state.regional.reset();
             state.faults.clear();
             no_content()
         }

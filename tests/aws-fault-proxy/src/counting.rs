@@ -75,6 +75,44 @@ fn unsigned_service(operation: &str) -> Option<String> {
     .then(|| "sts".to_string())
 }
 
+/// The region a request is signed for: `Credential=AKID/20250101/us-west-2/secretsmanager/
+/// aws4_request` in the SigV4 `Authorization` header → `us-west-2`. `None` for unsigned
+/// requests.
+pub fn region_of(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let cred = auth.split("Credential=").nth(1)?;
+    let cred = cred.split([',', ' ']).next()?;
+    let mut parts = cred.rsplit('/');
+    let (terminator, _service, region) = (parts.next()?, parts.next()?, parts.next()?);
+    (terminator == "aws4_request" && !region.is_empty()).then(|| region.to_string())
+}
+
+/// Attempts per (region, service, operation), for signed requests.
+#[derive(Debug, Default)]
+pub(crate) struct RegionCounters {
+    inner: Mutex<BTreeMap<(String, String, String), u64>>,
+}
+
+impl RegionCounters {
+    pub(crate) fn record(&self, region: &str, key: &CallKey) {
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry((
+            region.to_string(),
+            key.service.clone(),
+            key.operation.clone(),
+        ))
+        .or_default() += 1;
+    }
+
+    pub(crate) fn snapshot(&self) -> BTreeMap<(String, String, String), u64> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn reset(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 /// `AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/sts/aws4_request, ...` → `sts`.
 fn service_from_authorization(auth: &str) -> Option<String> {
     let cred = auth.split("Credential=").nth(1)?;
@@ -252,6 +290,18 @@ mod tests {
             (k.service.as_str(), k.operation.as_str()),
             ("unknown", "GET /moto-api/")
         );
+    }
+
+    #[test]
+    fn the_region_comes_from_the_credential_scope() {
+        let h = headers(&[(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-west-2/secretsmanager/aws4_request, SignedHeaders=host, Signature=x",
+        )]);
+        assert_eq!(region_of(&h).as_deref(), Some("us-west-2"));
+        assert_eq!(region_of(&HeaderMap::new()), None);
+        let bad = headers(&[("authorization", "Bearer x")]);
+        assert_eq!(region_of(&bad), None);
     }
 
     #[test]

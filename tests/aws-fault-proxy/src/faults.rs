@@ -96,11 +96,16 @@ impl TryFrom<KindRepr> for FaultKind {
     }
 }
 
-/// A fault rule. `None` service / operation match any; `times: None` lasts until cleared.
+/// A fault rule. `None` service / operation / region match any; `times: None` lasts until
+/// cleared. The region is the one a request is signed for (its SigV4 credential scope); a rule
+/// with a region never matches an unsigned request.
 ///
-/// JSON (control API): `{"service":"ssm","operation":"GetParameters","kind":"throttle","times":2}`.
+/// JSON (control API): `{"service":"ssm","operation":"GetParameters","kind":"throttle","times":2}`,
+/// `{"service":"secretsmanager","region":"us-east-1","kind":"server_error","status":503}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +120,7 @@ impl Fault {
     /// A rule matching every request, until cleared.
     pub fn new(kind: FaultKind) -> Self {
         Fault {
+            region: None,
             service: None,
             operation: None,
             kind,
@@ -137,16 +143,24 @@ impl Fault {
         self
     }
 
+    /// Only requests signed for `region`.
+    pub fn region(mut self, region: &str) -> Self {
+        self.region = Some(region.to_string());
+        self
+    }
+
     /// Apply to the next `n` matching requests only.
     pub fn times(mut self, n: u32) -> Self {
         self.times = Some(n);
         self
     }
 
-    fn matches(&self, key: &CallKey) -> bool {
-        self.service
-            .as_deref()
-            .is_none_or(|s| s.eq_ignore_ascii_case(&key.service))
+    fn matches(&self, key: &CallKey, region: Option<&str>) -> bool {
+        self.region.as_deref().is_none_or(|r| Some(r) == region)
+            && self
+                .service
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case(&key.service))
             && self.operation.as_deref().is_none_or(|o| o == key.operation)
     }
 }
@@ -171,10 +185,10 @@ impl FaultSet {
     }
 
     /// The fault to apply to this request, consuming one use of its rule.
-    pub(crate) fn take(&self, key: &CallKey) -> Option<FaultKind> {
+    pub(crate) fn take(&self, key: &CallKey, region: Option<&str>) -> Option<FaultKind> {
         let mut rules = self.lock();
         rules.retain(|f| f.times != Some(0));
-        let idx = rules.iter().position(|f| f.matches(key))?;
+        let idx = rules.iter().position(|f| f.matches(key, region))?;
         let kind = rules[idx].kind.clone();
         if let Some(n) = rules[idx].times.as_mut() {
             *n -= 1;
@@ -383,19 +397,53 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_with_a_region_matches_only_requests_signed_for_it() {
+        let set = FaultSet::default();
+        set.inject(
+            Fault::new(FaultKind::ServerError(503))
+                .service("secretsmanager")
+                .region("us-east-1"),
+        );
+        let gsv = key("secretsmanager", "GetSecretValue");
+        assert_eq!(set.take(&gsv, Some("us-west-2")), None);
+        assert_eq!(set.take(&gsv, None), None);
+        assert_eq!(
+            set.take(&gsv, Some("us-east-1")),
+            Some(FaultKind::ServerError(503))
+        );
+        assert_eq!(
+            set.take(&key("ssm", "GetParameter"), Some("us-east-1")),
+            None
+        );
+        let json: Fault = serde_json::from_str(
+            r#"{"service":"secretsmanager","region":"us-east-1","kind":"drop_connection"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            json,
+            Fault::new(FaultKind::DropConnection)
+                .service("secretsmanager")
+                .region("us-east-1")
+        );
+    }
+
+    #[test]
     fn rules_apply_in_order_and_times_run_out() {
         let set = FaultSet::default();
         set.inject(Fault::on("ssm", "GetParameters", FaultKind::Throttle).times(2));
         set.inject(Fault::new(FaultKind::AccessDenied).times(1));
         let gp = key("ssm", "GetParameters");
-        assert_eq!(set.take(&gp), Some(FaultKind::Throttle));
+        assert_eq!(set.take(&gp, None), Some(FaultKind::Throttle));
         assert_eq!(
-            set.take(&key("secretsmanager", "GetSecretValue")),
+            set.take(&key("secretsmanager", "GetSecretValue"), None),
             Some(FaultKind::AccessDenied)
         );
-        assert_eq!(set.take(&key("secretsmanager", "GetSecretValue")), None);
-        assert_eq!(set.take(&gp), Some(FaultKind::Throttle));
-        assert_eq!(set.take(&gp), None);
+        assert_eq!(
+            set.take(&key("secretsmanager", "GetSecretValue"), None),
+            None
+        );
+        assert_eq!(set.take(&gp, None), Some(FaultKind::Throttle));
+        assert_eq!(set.take(&gp, None), None);
         assert!(set.list().is_empty());
     }
 
@@ -403,13 +451,13 @@ mod tests {
     fn service_match_is_case_insensitive_operation_exact() {
         let set = FaultSet::default();
         set.inject(Fault::on("SSM", "GetParameter", FaultKind::Throttle));
-        assert_eq!(set.take(&key("ssm", "GetParameters")), None);
+        assert_eq!(set.take(&key("ssm", "GetParameters"), None), None);
         assert_eq!(
-            set.take(&key("ssm", "GetParameter")),
+            set.take(&key("ssm", "GetParameter"), None),
             Some(FaultKind::Throttle)
         );
         assert_eq!(
-            set.take(&key("ssm", "GetParameter")),
+            set.take(&key("ssm", "GetParameter"), None),
             Some(FaultKind::Throttle)
         );
     }

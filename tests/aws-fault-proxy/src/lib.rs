@@ -34,7 +34,8 @@
 //! # Faults
 //!
 //! Rules are kept in injection order; a request uses the first rule that matches its service
-//! (case-insensitive, `None` = any) and operation (`None` = any) and still has `times` left
+//! (case-insensitive, `None` = any), operation (`None` = any) and signing region (`None` =
+//! any; see [`region_of`]; [`FaultProxy::count_in`] counts per region) and still has `times` left
 //! (`None` = until [`FaultProxy::clear_faults`]). Exhausted rules are removed. See
 //! [`FaultKind`] for the exact wire answers.
 //!
@@ -55,6 +56,8 @@
 //!   (or `name:version`) returns that version, labelling another version moves the label,
 //!   an unknown label lands in `InvalidParameters`. **Gap:** moto omits `Selector` in the
 //!   answer (AWS returns `":label"`); do not rely on it.
+//! * Replicas (`AddReplicaRegions`, `ReplicateSecretToRegions`) show the primary's versions as
+//!   they change, VersionIds included, under the replica region's ARN; they cannot be written.
 //! * moto does not throttle, never fails on its own and has no size limits: use the proxy.
 //!   It also answers a missing `Type` on a new `PutParameter` with `ValidationException`.
 
@@ -66,6 +69,6 @@ mod faults;
 pub mod moto;
 mod proxy;
 
-pub use counting::{identify, CallKey};
+pub use counting::{identify, region_of, CallKey};
 pub use faults::{Fault, FaultKind};
 pub use proxy::FaultProxy;

@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::counting::{identify, Counters};
+use crate::counting::{identify, region_of, Counters, RegionCounters};
 use crate::faults::{error_response, Fault, FaultKind, FaultSet};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -38,6 +38,8 @@ pub(crate) struct State {
     /// The subset of attempts that ask for decrypted values (`"WithDecryption": true`): SSM
     /// value reads, told apart from version checks that use the same operation.
     pub(crate) decrypted: Counters,
+    /// Signed attempts per region (from the SigV4 credential scope).
+    pub(crate) regional: RegionCounters,
     pub(crate) faults: FaultSet,
 }
 
@@ -95,6 +97,7 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             counters: Counters::default(),
             decrypted: Counters::default(),
+            regional: RegionCounters::default(),
             faults: FaultSet::default(),
         });
         let task = runtime.spawn(serve(listener, state.clone()));
@@ -136,6 +139,26 @@ impl FaultProxy {
             .collect()
     }
 
+    /// Attempts of `(service, operation)` signed for `region`, faulted ones included.
+    pub fn count_in(&self, region: &str, service: &str, operation: &str) -> u64 {
+        let key = (
+            region.to_string(),
+            service.to_string(),
+            operation.to_string(),
+        );
+        self.state
+            .regional
+            .snapshot()
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// All signed attempts per `(region, service, operation)`, faulted ones included.
+    pub fn counts_by_region(&self) -> BTreeMap<(String, String, String), u64> {
+        self.state.regional.snapshot()
+    }
+
     /// Sum of all attempts.
     pub fn total(&self) -> u64 {
         self.counts().values().sum()
@@ -144,6 +167,7 @@ impl FaultProxy {
     pub fn reset_counts(&self) {
         self.state.counters.reset();
         self.state.decrypted.reset();
+        self.state.regional.reset();
     }
 
     /// Adds a fault rule (after the existing ones).
@@ -222,8 +246,12 @@ async fn handle(
         &parts.headers,
         &body,
     );
-    let fault = state.faults.take(&key);
+    let region = region_of(&parts.headers);
+    let fault = state.faults.take(&key, region.as_deref());
     state.counters.record(&key, fault.is_some());
+    if let Some(region) = &region {
+        state.regional.record(region, &key);
+    }
     if asks_decryption(&body) {
         state.decrypted.record(&key, fault.is_some());
     }

@@ -3,7 +3,8 @@
 
 mod common;
 
-use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+use aws_fault_proxy::{Fault, FaultKind};
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, ReplicaRegionType, Tag};
 use aws_sdk_ssm::types::ParameterType;
 
 #[tokio::test]
@@ -373,4 +374,75 @@ async fn ssm_labels_select_versions_and_move() {
         labelled,
         [(1, vec![]), (2, vec![]), (3, vec!["stable".to_string()])]
     );
+}
+
+/// A replica (`AddReplicaRegions`) shows the primary's versions as they change, VersionIds
+/// included, under its own region's ARN; the proxy tells the regions apart by signature.
+#[tokio::test]
+async fn replica_secrets_follow_the_primary_with_its_version_ids() {
+    let env = common::env();
+    let primary = common::secrets(&env.proxy.url(), 1);
+    let replica = common::secrets_in(&env.proxy.url(), 1, "us-west-2");
+    let created = primary
+        .create_secret()
+        .name("dr")
+        .secret_string("one")
+        .add_replica_regions(ReplicaRegionType::builder().region("us-west-2").build())
+        .send()
+        .await
+        .unwrap();
+    let v2 = primary
+        .put_secret_value()
+        .secret_id("dr")
+        .secret_string("two")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    let read = replica
+        .get_secret_value()
+        .secret_id("dr")
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.secret_string(), Some("two"));
+    assert_eq!(read.version_id(), Some(v2.as_str()));
+    let arn = created.arn().unwrap();
+    assert_eq!(
+        read.arn(),
+        Some(arn.replace("us-east-1", "us-west-2").as_str())
+    );
+    assert_eq!(
+        env.proxy
+            .count_in("us-west-2", "secretsmanager", "GetSecretValue"),
+        1
+    );
+    assert_eq!(
+        env.proxy
+            .count_in("us-east-1", "secretsmanager", "GetSecretValue"),
+        0
+    );
+
+    // A fault for one region leaves the other alone.
+    env.proxy.inject(
+        Fault::new(FaultKind::ServerError(503))
+            .service("secretsmanager")
+            .region("us-east-1"),
+    );
+    let down = primary
+        .get_secret_value()
+        .secret_id("dr")
+        .version_stage("AWSCURRENT")
+        .send()
+        .await;
+    assert!(down.is_err());
+    replica
+        .describe_secret()
+        .secret_id("dr")
+        .send()
+        .await
+        .unwrap();
 }

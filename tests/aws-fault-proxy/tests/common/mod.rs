@@ -44,9 +44,14 @@ pub fn retry(attempts: u32) -> RetryConfig {
 }
 
 pub fn secrets(endpoint: &str, attempts: u32) -> aws_sdk_secretsmanager::Client {
+    secrets_in(endpoint, attempts, "us-east-1")
+}
+
+/// A Secrets Manager client signing for `region`.
+pub fn secrets_in(endpoint: &str, attempts: u32, region: &str) -> aws_sdk_secretsmanager::Client {
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
+        .region(Region::new(region.to_string()))
         .credentials_provider(credentials())
         .endpoint_url(endpoint)
         .http_client(http_client())
