@@ -173,7 +173,8 @@ pub fn compare(policy: &Policy, written: &[Written]) -> Report {
     let needs = needed(policy);
     let mut report = Report::default();
     for need in &needs {
-        let grants = |w: &&Written| w.grants_action(&need.action) && w.grants_resource(&need.resource);
+        let grants =
+            |w: &&Written| w.grants_action(&need.action) && w.grants_resource(&need.resource);
         let allowed = written.iter().filter(|w| w.allow).any(|w| grants(&w));
         // A Deny with a condition may not apply; one without always does.
         let denied = written
@@ -189,7 +190,11 @@ pub fn compare(policy: &Policy, written: &[Written]) -> Report {
             report.excess.push(format!(
                 "Statement[{}]: {} grants everything not listed",
                 w.index,
-                if w.not_action { "NotAction" } else { "NotResource" }
+                if w.not_action {
+                    "NotAction"
+                } else {
+                    "NotResource"
+                }
             ));
             continue;
         }
@@ -199,10 +204,9 @@ pub fn compare(policy: &Policy, written: &[Written]) -> Report {
                 .filter(|n| matches_action(action, &n.action))
                 .collect();
             if served.is_empty() {
-                report.excess.push(format!(
-                    "Statement[{}]: {action} is not needed",
-                    w.index
-                ));
+                report
+                    .excess
+                    .push(format!("Statement[{}]: {action} is not needed", w.index));
                 continue;
             }
             let literal = served.iter().any(|n| n.action.eq_ignore_ascii_case(action));
@@ -216,24 +220,33 @@ pub fn compare(policy: &Policy, written: &[Written]) -> Report {
                 ));
             }
             for resource in &w.resources {
-                let covered: Vec<&&Permission> = served
-                    .iter()
-                    .filter(|n| glob(resource, &n.resource))
-                    .collect();
-                if covered.is_empty() {
+                let mut broader = Vec::new();
+                let mut covers = false;
+                let mut actions: Vec<&str> = served.iter().map(|n| n.action.as_str()).collect();
+                actions.dedup();
+                for needed_action in actions {
+                    let covered: Vec<&str> = served
+                        .iter()
+                        .filter(|n| n.action == needed_action && glob(resource, &n.resource))
+                        .map(|n| n.resource.as_str())
+                        .collect();
+                    covers |= !covered.is_empty();
+                    if !covered.is_empty() && !covered.contains(&resource.as_str()) {
+                        broader.extend(covered);
+                    }
+                }
+                broader.sort();
+                broader.dedup();
+                if !covers {
                     report.excess.push(format!(
                         "Statement[{}]: {action} on {resource} is not needed",
                         w.index
                     ));
-                } else if !covered.iter().any(|n| n.resource == *resource) {
-                    let mut wanted: Vec<&str> =
-                        covered.iter().map(|n| n.resource.as_str()).collect();
-                    wanted.sort();
-                    wanted.dedup();
+                } else if !broader.is_empty() {
                     report.excess.push(format!(
                         "Statement[{}]: {action} on {resource} is broader than needed ({})",
                         w.index,
-                        wanted.join(", ")
+                        broader.join(", ")
                     ));
                 }
             }

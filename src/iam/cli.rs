@@ -78,7 +78,8 @@ async fn run_inner(
     }
     let principals: Vec<Principal> = match &opts.identity {
         Some(id) => {
-            let chosen: Vec<Principal> = principals.iter().filter(|p| &p.id == id).cloned().collect();
+            let chosen: Vec<Principal> =
+                principals.iter().filter(|p| &p.id == id).cloned().collect();
             if chosen.is_empty() {
                 return Err(vec![format!(
                     "--identity {id:?}: no such identity; the stores use {}",
@@ -153,8 +154,8 @@ pub fn render(principals: &[Principal]) -> String {
 fn compare(p: &Principal, path: &PathBuf, stdout: &mut dyn Write) -> Result<u8, Vec<String>> {
     let name = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: {e}")])?;
-    let json: Json = serde_json::from_str(&text)
-        .map_err(|e| vec![format!("{name}: not valid JSON: {e}")])?;
+    let json: Json =
+        serde_json::from_str(&text).map_err(|e| vec![format!("{name}: not valid JSON: {e}")])?;
     let written = check::parse(&json).map_err(|e| vec![format!("{name}: {e}")])?;
     let report = check::compare(&p.policy(), &written);
     let mut out = String::new();
@@ -169,10 +170,7 @@ fn compare(p: &Principal, path: &PathBuf, stdout: &mut dyn Write) -> Result<u8, 
     } else if !report.excess.is_empty() {
         EXIT_EXCESS
     } else {
-        out.push_str(&format!(
-            "{name}: grants exactly what {} needs\n",
-            p.id
-        ));
+        out.push_str(&format!("{name}: grants exactly what {} needs\n", p.id));
         EXIT_OK
     };
     stdout

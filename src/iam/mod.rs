@@ -279,7 +279,12 @@ pub fn plan(inputs: &Inputs, account: Option<&str>) -> (Vec<Principal>, Vec<Stri
         let reader_id = &chain.last().expect("a chain has a start").0;
         let account = account
             .map(str::to_string)
-            .or_else(|| s.roles.last().and_then(|r| account_of(&r.arn)).map(String::from))
+            .or_else(|| {
+                s.roles
+                    .last()
+                    .and_then(|r| account_of(&r.arn))
+                    .map(String::from)
+            })
             .unwrap_or_else(|| "*".into());
         let p = principal(&mut principals, reader_id, store);
         let needs = Needs {
@@ -418,10 +423,17 @@ impl Needs<'_> {
         let watched_secret = watched
             && refs_of(&r.spec).any(|rf| {
                 service_of(Some(s.service), &rf.key) == Service::SecretsManager
-                    && !rf.version.as_deref().is_some_and(|v| v.starts_with("uuid/"))
+                    && !rf
+                        .version
+                        .as_deref()
+                        .is_some_and(|v| v.starts_with("uuid/"))
             });
         if watched_secret {
-            p.grant(Purpose::ListSecrets, &["secretsmanager:ListSecrets"], "*".into());
+            p.grant(
+                Purpose::ListSecrets,
+                &["secretsmanager:ListSecrets"],
+                "*".into(),
+            );
         }
     }
 
@@ -490,7 +502,11 @@ impl Needs<'_> {
         match s.service {
             Service::SecretsManager => {
                 let prefix = secret_prefix(f);
-                p.grant(Purpose::ListSecrets, &["secretsmanager:ListSecrets"], "*".into());
+                p.grant(
+                    Purpose::ListSecrets,
+                    &["secretsmanager:ListSecrets"],
+                    "*".into(),
+                );
                 p.grant(
                     Purpose::BatchReadSecrets,
                     &["secretsmanager:BatchGetSecretValue"],
