@@ -75,6 +75,11 @@ struct IamPolicyArgs {
     /// permissions (see the exit codes).
     #[arg(long, value_name = "POLICY.json")]
     check: Option<std::path::PathBuf>,
+    /// Ask AWS (DescribeSecret, ListSecrets, DescribeParameters, with the operator's
+    /// credentials and each store's roles) which KMS keys encrypt what is read, and grant
+    /// kms:Decrypt on the customer-managed ones.
+    #[arg(long)]
+    resolve_kms: bool,
 }
 
 const CONVERT_ABOUT: &str = "\
@@ -223,6 +228,7 @@ fn main() -> anyhow::Result<()> {
                 account: args.account,
                 identity: args.identity,
                 check: args.check,
+                resolve_kms: args.resolve_kms,
             };
             let code = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -23,6 +23,8 @@ pub struct Options {
     pub identity: Option<String>,
     /// A written policy to compare with the needed one.
     pub check: Option<PathBuf>,
+    /// Ask AWS which KMS keys encrypt what is read (`kms:Decrypt` statements).
+    pub resolve_kms: bool,
 }
 
 /// The policy was written, or the checked policy grants exactly what is needed.
@@ -75,6 +77,16 @@ async fn run_inner(
             p.id,
             p.stores.iter().cloned().collect::<Vec<_>>().join(", ")
         );
+    }
+    let mut principals = principals;
+    if opts.resolve_kms {
+        let (errors, notes) = super::kms::resolve(&mut principals, opts.account.as_deref()).await;
+        for n in notes {
+            let _ = writeln!(stderr, "{n}");
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
     }
     let principals: Vec<Principal> = match &opts.identity {
         Some(id) => {

@@ -8,6 +8,7 @@
 
 pub mod check;
 mod cli;
+mod kms;
 #[cfg(test)]
 mod tests;
 

@@ -9,6 +9,7 @@ mod events;
 mod examples;
 mod failures;
 mod harness;
+mod iam_policy;
 mod leader;
 mod policies;
 mod rotation;
