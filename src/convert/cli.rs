@@ -117,13 +117,16 @@ pub fn run(
     }
 }
 
+/// Documents named `FILE#INDEX`, and the report lines of those left out.
+pub type Documents = (Vec<(String, Value)>, Vec<String>);
+
 /// Every document of `paths` (files and folders, as `arnsync convert` reads them) as arnsync
 /// would see it after conversion, named `FILE#INDEX`: ESO objects converted, other documents
 /// kept. Documents that do not convert come back as one line each of the report `convert`
 /// writes. Err: what stops reading (I/O, YAML syntax).
 pub fn converted_documents(
     paths: &[PathBuf],
-) -> Result<(Vec<(String, Value)>, Vec<String>), Vec<String>> {
+) -> Result<Documents, Vec<String>> {
     let sources = read_inputs(paths, &mut std::io::stdin().lock())?;
     let mut docs = Vec::new();
     let mut refused = Vec::new();
