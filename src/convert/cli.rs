@@ -124,9 +124,7 @@ pub type Documents = (Vec<(String, Value)>, Vec<String>);
 /// would see it after conversion, named `FILE#INDEX`: ESO objects converted, other documents
 /// kept. Documents that do not convert come back as one line each of the report `convert`
 /// writes. Err: what stops reading (I/O, YAML syntax).
-pub fn converted_documents(
-    paths: &[PathBuf],
-) -> Result<Documents, Vec<String>> {
+pub fn converted_documents(paths: &[PathBuf]) -> Result<Documents, Vec<String>> {
     let sources = read_inputs(paths, &mut std::io::stdin().lock())?;
     let mut docs = Vec::new();
     let mut refused = Vec::new();

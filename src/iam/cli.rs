@@ -216,13 +216,9 @@ fn from_files(paths: &[PathBuf]) -> Result<(Inputs, Vec<String>), Vec<String>> {
                     .and_then(|a| a.get(ROLE_ARN_ANNOTATION))
                     .and_then(Json::as_str)
                     .map(str::to_string);
-                let ns = match s("namespace") {
-                    "" => "default",
-                    ns => ns,
-                };
                 inputs
                     .service_accounts
-                    .insert((ns.to_string(), s("name").to_string()), role);
+                    .insert((s("namespace").to_string(), s("name").to_string()), role);
                 Ok(())
             }
             ("arnsync.io/v1alpha1", _) => add(&mut inputs, kind, json.clone()),

@@ -370,17 +370,26 @@ fn chain(
             Some(Some(annotated)) => annotated.clone(),
             // Without the annotation the token is exchanged for the store's only role.
             Some(None) if roles.len() == 1 => roles.remove(0).0,
-            _ => format!("serviceaccount:{}/{}", key.0, key.1),
+            _ => format!("serviceaccount:{}", qualified(&key.0, &key.1)),
         }
     } else if let Some(keys) = &s.auth {
         let r = &keys.access_key_id_secret_ref;
-        format!("secret:{}/{}", ns(&r.namespace), r.name)
+        format!("secret:{}", qualified(&ns(&r.namespace), &r.name))
     } else {
         "operator".to_string()
     };
     let mut chain = vec![(base, false)];
     chain.extend(roles);
     chain
+}
+
+/// `ns/name`, or `name` for a manifest that names no namespace.
+fn qualified(ns: &str, name: &str) -> String {
+    if ns.is_empty() {
+        name.to_string()
+    } else {
+        format!("{ns}/{name}")
+    }
 }
 
 /// Where the ARNs of one store point.
