@@ -68,7 +68,7 @@ async fn run_inner(
         let _ = writeln!(stderr, "{u}");
     }
     // A store that no ExternalSecret reads through leaves its reading principal nothing to do.
-    let (principals, idle): (Vec<Principal>, Vec<Principal>) =
+    let (mut principals, idle): (Vec<Principal>, Vec<Principal>) =
         principals.into_iter().partition(|p| !p.grants.is_empty());
     for p in idle {
         let _ = writeln!(
@@ -78,7 +78,6 @@ async fn run_inner(
             p.stores.iter().cloned().collect::<Vec<_>>().join(", ")
         );
     }
-    let mut principals = principals;
     if opts.resolve_kms {
         let (errors, notes) = super::kms::resolve(&mut principals, opts.account.as_deref()).await;
         for n in notes {
@@ -103,9 +102,12 @@ async fn run_inner(
         None => principals,
     };
     if principals.is_empty() {
-        return Err(vec![
-            "no SecretStore or ClusterSecretStore found: nothing needs a policy".into(),
-        ]);
+        let why = if inputs.stores.is_empty() {
+            "no SecretStore or ClusterSecretStore found"
+        } else {
+            "no ExternalSecret reads through the stores found"
+        };
+        return Err(vec![format!("{why}: nothing needs a policy")]);
     }
     match &opts.check {
         Some(path) => {
