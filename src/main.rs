@@ -38,6 +38,48 @@ enum Command {
     /// Convert External Secrets Operator manifests into arnsync manifests.
     #[command(long_about = CONVERT_ABOUT)]
     Convert(ConvertArgs),
+    /// Print the least-privilege IAM policy of each AWS identity the stores use, or check one.
+    #[command(name = "iam-policy", long_about = IAM_POLICY_ABOUT)]
+    IamPolicy(IamPolicyArgs),
+}
+
+const IAM_POLICY_ABOUT: &str = "\
+Print the least-privilege IAM policy of each AWS identity the stores use, or check one.
+
+Reads the SecretStores, ClusterSecretStores, ExternalSecrets and ClusterExternalSecrets of the \
+cluster (KUBECONFIG, ~/.kube/config, or the in-cluster service account), or of the manifests \
+given with -f (External Secrets Operator manifests are converted first, as `arnsync convert` \
+does). The identity of a store is the principal that reads: the last role of its role chain, \
+else the ServiceAccount's role (auth.jwt), the static keys' user (auth.secretRef), or the \
+operator's own identity (`operator`). One identity: its policy. Several: a JSON object keyed by \
+identity, each with the stores that use it and its policy.
+
+Exit codes: 0 policy written, or --check found the policy grants exactly what is needed; \
+1 --check: a needed permission is missing; 3 --check: everything needed is granted, and more \
+(each excess permission is reported); 2 usage, I/O or parse error.";
+
+#[derive(Parser)]
+struct IamPolicyArgs {
+    /// Manifest files, or folders to search for *.yaml and *.yml files (recursively);
+    /// repeatable. None: the objects of the cluster.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    paths: Vec<std::path::PathBuf>,
+    /// The AWS account of ARNs built from secret and parameter names. Default: the account of
+    /// the store's role, else `*`.
+    #[arg(long)]
+    account: Option<String>,
+    /// Only the policy of this identity (as the output labels it).
+    #[arg(long)]
+    identity: Option<String>,
+    /// Compare this IAM policy (JSON) with the one needed, and report missing and excess
+    /// permissions (see the exit codes).
+    #[arg(long, value_name = "POLICY.json")]
+    check: Option<std::path::PathBuf>,
+    /// Ask AWS (DescribeSecret, ListSecrets, DescribeParameters, with the operator's
+    /// credentials and each store's roles) which KMS keys encrypt what is read, and grant
+    /// kms:Decrypt on the customer-managed ones.
+    #[arg(long)]
+    resolve_kms: bool,
 }
 
 const CONVERT_ABOUT: &str = "\
@@ -183,6 +225,24 @@ fn main() -> anyhow::Result<()> {
                 &mut std::io::stdout().lock(),
                 &mut std::io::stderr().lock(),
             );
+            std::process::exit(code.into());
+        }
+        Command::IamPolicy(args) => {
+            let options = arnsync::iam::Options {
+                paths: args.paths,
+                account: args.account,
+                identity: args.identity,
+                check: args.check,
+                resolve_kms: args.resolve_kms,
+            };
+            let code = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(arnsync::iam::run(
+                    &options,
+                    &mut std::io::stdout().lock(),
+                    &mut std::io::stderr().lock(),
+                ));
             std::process::exit(code.into());
         }
         Command::Run(args) => {

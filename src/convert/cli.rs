@@ -117,6 +117,62 @@ pub fn run(
     }
 }
 
+/// Documents named `FILE#INDEX`, and the report lines of those left out.
+pub type Documents = (Vec<(String, Value)>, Vec<String>);
+
+/// Every document of `paths` (files and folders, as `arnsync convert` reads them) as arnsync
+/// would see it after conversion, named `FILE#INDEX`: ESO objects converted, other documents
+/// kept. Documents that do not convert come back as one line each of the report `convert`
+/// writes. Err: what stops reading (I/O, YAML syntax).
+pub fn converted_documents(paths: &[PathBuf]) -> Result<Documents, Vec<String>> {
+    let sources = read_inputs(paths, &mut std::io::stdin().lock())?;
+    let mut docs = Vec::new();
+    let mut refused = Vec::new();
+    let mut errors = Vec::new();
+    for (name, body) in &sources {
+        let parsed = match text::parse(body) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                errors.push(format!("{name}: not valid YAML: {e}"));
+                continue;
+            }
+        };
+        for (i, doc) in parsed.into_iter().enumerate() {
+            let at = format!("{name}#{}", i + 1);
+            let value = match doc.value {
+                Ok(v) => v,
+                Err(e) => {
+                    refused.push(format!("{at} ?: not valid YAML: {e}"));
+                    continue;
+                }
+            };
+            let items = match list_items(&value) {
+                Some(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(j, item)| (format!("{at}.items[{j}]"), item.clone()))
+                    .collect(),
+                None => vec![(at, value)],
+            };
+            for (at, item) in items {
+                let who = identity(&item);
+                match convert(item) {
+                    Outcome::Converted(v) | Outcome::Kept(v) => docs.push((at, v)),
+                    Outcome::Empty => {}
+                    Outcome::Refused(problems) => {
+                        refused.extend(problems.iter().map(|p| format!("{at} {who}: {p}")))
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok((docs, refused))
+    } else {
+        Err(errors)
+    }
+}
+
 /// The output so far and what became of the documents.
 #[derive(Default)]
 struct Tally {

@@ -25,7 +25,7 @@ use kube::CustomResourceExt;
 use serde_json::Value as Json;
 use serde_yaml::Value;
 
-pub use cli::{run, Options, EXIT_ERROR, EXIT_LEFT_OUT, EXIT_OK};
+pub use cli::{converted_documents, run, Options, EXIT_ERROR, EXIT_LEFT_OUT, EXIT_OK};
 
 use crate::api::{
     parse_duration, AwsSettings, ClusterExternalSecret, ClusterSecretStore, ExternalSecret,

@@ -10,6 +10,7 @@ mod examples;
 mod failover;
 mod failures;
 mod harness;
+mod iam_policy;
 mod leader;
 mod policies;
 mod rotation;

@@ -13,10 +13,11 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use super::cache::Cached;
 use super::token::{NoTokenSource, TokenSource};
 use super::versions::{SecretVersions, VersionSource};
-use super::{Fetch, Find, Identity, Source, SourceError, Tracker, Value};
+use super::{Fetch, Find, Identity, Service, Source, SourceError, Tracker, Value};
 use crate::metrics::Metrics;
 pub use clients::SourceOptions;
 use clients::{log_call, AwsClients};
+pub use keys::KeyOf;
 use pacing::Pacers;
 pub use pacing::{Quota, Rates};
 use regions::Pacing;
@@ -29,6 +30,7 @@ mod credentials;
 mod errors;
 #[cfg(test)]
 mod failover_tests;
+mod keys;
 #[cfg(test)]
 mod moto_tests;
 mod pacing;
@@ -238,6 +240,22 @@ impl AwsSource {
     pub fn serving_region(&self) -> Option<String> {
         let regions = &self.cache.inner().regions;
         regions.fails_over().then(|| regions.serving())
+    }
+
+    /// The KMS keys of a secret (`below`: of every secret whose name starts with `key`) or a
+    /// parameter (`below`: of every parameter under the path `key`), from metadata only.
+    pub async fn kms_keys(
+        &self,
+        service: Service,
+        key: &str,
+        below: bool,
+    ) -> Result<Vec<KeyOf>, SourceError> {
+        let clients = self.cache.inner();
+        match (service, below) {
+            (Service::SecretsManager, false) => clients.secret_key(key).await.map(|k| vec![k]),
+            (Service::SecretsManager, true) => clients.secret_keys_below(key).await,
+            (Service::ParameterStore, _) => clients.parameter_keys(key, below).await,
+        }
     }
 
     /// An SQS client of this identity for `region` (event queues).
