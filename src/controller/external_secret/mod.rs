@@ -252,6 +252,7 @@ async fn housekeeping(ctx: &Context, cache: &Store<ExternalSecret>) {
     };
     loop {
         count_conditions(cache, &ctx.metrics);
+        ctx.sources.publish_costs();
         ctx.versions.untrack_missing(cache);
         let live: std::collections::HashSet<String> =
             cache.state().iter().filter_map(|es| es.uid()).collect();
