@@ -59,16 +59,27 @@ const ROTATED_KEPT: Duration = Duration::from_secs(3600);
 /// so that a rollout for that hash is measured from the move (`arnsync_rotation_lag_seconds`).
 /// In memory only: a rollout after an operator restart is not measured.
 #[derive(Default)]
-pub struct Rotated(Mutex<HashMap<(String, String), (String, SystemTime, Instant)>>);
+pub struct Rotated(Mutex<HashMap<(String, String), Written>>);
+
+/// A Secret's data hash after a rotation, when the rotation moved in AWS, and when it was written.
+struct Written {
+    hash: String,
+    moved: SystemTime,
+    at: Instant,
+}
 
 impl Rotated {
     /// Secret `ns/name` now holds `hash`, written for a version that moved in AWS at `at`.
     pub fn written(&self, ns: &str, name: &str, hash: &str, at: SystemTime) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, (_, _, written)| written.elapsed() < ROTATED_KEPT);
+        m.retain(|_, w| w.at.elapsed() < ROTATED_KEPT);
         m.insert(
             (ns.to_string(), name.to_string()),
-            (hash.to_string(), at, Instant::now()),
+            Written {
+                hash: hash.to_string(),
+                moved: at,
+                at: Instant::now(),
+            },
         );
     }
 
@@ -83,8 +94,8 @@ impl Rotated {
         changed
             .iter()
             .filter_map(|name| {
-                let (hash, at, _) = m.get(&(ns.to_string(), name.clone()))?;
-                (hashes.get(name) == Some(hash)).then_some(*at)
+                let w = m.get(&(ns.to_string(), name.clone()))?;
+                (hashes.get(name) == Some(&w.hash)).then_some(w.moved)
             })
             .min()
     }
