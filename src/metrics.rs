@@ -18,7 +18,7 @@ pub struct ReconcileLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AwsRequestLabels {
-    /// `secretsmanager`, `ssm` or `sts`.
+    /// `secretsmanager`, `ssm`, `sts` or `sqs`.
     pub service: &'static str,
     /// The AWS operation, e.g. `GetSecretValue`.
     pub operation: &'static str,
