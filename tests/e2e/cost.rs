@@ -120,6 +120,14 @@ async fn the_cost_estimate_follows_the_counted_calls_and_the_store_shows_it() {
             },
         )
         .await;
+    let proxied: u64 = env
+        .proxy
+        .counts()
+        .iter()
+        .filter(|((service, _), _)| service == "secretsmanager")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(calls, proxied as f64, "the calls the proxy saw");
     let window = calls * 3600.0 * 730.0 * 0.05 / 10_000.0 / gauge;
     assert!(
         window >= 59.9 && window <= elapsed.max(60.0) + 0.1,
@@ -161,6 +169,23 @@ async fn the_cost_estimate_follows_the_counted_calls_and_the_store_shows_it() {
         dollars(&shown) > total / 2.0 && dollars(&shown) < total * 2.0,
         "status {shown} against the gauges' ${total}"
     );
+    // The estimate holds still while nothing is called (the window is still the one-minute
+    // minimum): the store's checks write no status.
+    let written = stores.get("aws").await.unwrap().metadata.resource_version;
+    let checked = env.proxy.count("sts", "GetCallerIdentity");
+    env.eventually(
+        "three more store checks",
+        Duration::from_secs(30),
+        || async { (env.proxy.count("sts", "GetCallerIdentity") >= checked + 3).then_some(()) },
+    )
+    .await;
+    if started.elapsed() < Duration::from_secs(55) {
+        assert_eq!(
+            stores.get("aws").await.unwrap().metadata.resource_version,
+            written,
+            "an unchanged estimate writes no status"
+        );
+    }
     let (columns, row) = env
         .eventually("the printed table", Duration::from_secs(10), || async {
             printed(&env, "cost").await
