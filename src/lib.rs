@@ -6,6 +6,7 @@
 pub mod api;
 pub mod controller;
 pub mod convert;
+pub mod cost;
 pub mod iam;
 pub mod leader;
 pub mod memory;

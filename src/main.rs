@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use arnsync::controller::{self, Context, KubeTokens, Options};
+use arnsync::cost::Prices;
 use arnsync::leader::{self, Elector};
 use arnsync::metrics::Metrics;
 use arnsync::server::{self, Phase, Readiness, ServerState};
@@ -165,6 +166,19 @@ struct RunArgs {
     /// Secret changes of one workload within this window roll it once.
     #[arg(long, env = "ARNSYNC_RESTART_DEBOUNCE", default_value = "5s", value_parser = duration)]
     restart_debounce: Duration,
+    /// SERVICE=DOLLARS,...: price per 10,000 calls for the cost estimate
+    /// (arnsync_aws_estimated_monthly_cost_dollars, store status): secretsmanager (default
+    /// 0.05), ssm (0: standard throughput is free), sts (0), sqs (0.004, i.e. $0.40 per million).
+    /// Services not named keep their default.
+    #[arg(long, env = "ARNSYNC_AWS_PRICES", default_value = "", value_parser = prices)]
+    aws_prices: Prices,
+    /// Parameter Store runs at higher throughput: its calls cost $0.05 per 10,000 (unless
+    /// --aws-prices gives ssm a price).
+    #[arg(long, env = "ARNSYNC_SSM_HIGHER_THROUGHPUT")]
+    ssm_higher_throughput: bool,
+    /// How often the estimated monthly cost in store status may change.
+    #[arg(long, env = "ARNSYNC_COST_STATUS_INTERVAL", default_value = "5m", value_parser = duration)]
+    cost_status_interval: Duration,
     /// Attempts per AWS call (retries use exponential backoff with jitter).
     #[arg(long, env = "ARNSYNC_AWS_MAX_ATTEMPTS", default_value_t = 3)]
     aws_max_attempts: u32,
@@ -196,6 +210,10 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 fn rates(s: &str) -> Result<Rates, String> {
+    s.parse()
+}
+
+fn prices(s: &str) -> Result<Prices, String> {
     s.parse()
 }
 
@@ -270,6 +288,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let mut prices = args.aws_prices;
+    if args.ssm_higher_throughput && prices.per_10k("ssm") == 0.0 {
+        prices = prices.with("ssm", 0.05);
+    }
     let sources = Sources::with_tokens(
         metrics.clone(),
         SourceOptions {
@@ -280,6 +302,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             timeout: args.aws_timeout,
             max_attempts: args.aws_max_attempts.max(1),
             failover_retry: args.failover_retry,
+            prices,
             ..SourceOptions::default()
         },
         Arc::new(KubeTokens::new(client.clone())),
@@ -289,6 +312,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         rotation_check_interval: args.rotation_check_interval,
         event_safety_interval: args.event_safety_interval,
         restart_debounce: args.restart_debounce,
+        cost_status_interval: args.cost_status_interval,
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -18,7 +18,7 @@ pub struct ReconcileLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AwsRequestLabels {
-    /// `secretsmanager`, `ssm` or `sts`.
+    /// `secretsmanager`, `ssm`, `sts` or `sqs`.
     pub service: &'static str,
     /// The AWS operation, e.g. `GetSecretValue`.
     pub operation: &'static str,
@@ -44,9 +44,32 @@ pub struct ConditionLabels {
     pub ready: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabels {
+    /// The store identity's short hash (`status.identityHash` of the stores using it).
+    pub identity: String,
+    /// `secretsmanager`, `ssm`, `sts` or `sqs`.
+    pub service: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabels {
+    /// `secret_written` or `workload_restarted`.
+    pub stage: &'static str,
+}
+
 fn seconds_buckets() -> Histogram {
     Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
 }
+
+/// Rotation lag: seconds to minutes, up to half an hour.
+fn lag_buckets() -> Histogram {
+    Histogram::new([
+        0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+    ])
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 /// The metrics every part of the operator writes to. Cheap to clone (shared counters).
 #[derive(Clone)]
@@ -76,6 +99,10 @@ pub struct Metrics {
     pub event_queue_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// From an event's `time` (the change in AWS) to the Secret written.
     pub event_to_secret_seconds: Histogram,
+    /// Estimated dollars per month of each identity's calls, per service.
+    pub aws_estimated_monthly_cost: Family<CostLabels, FloatGauge>,
+    /// From the version's move in AWS to the Secret written and to the workload patched.
+    pub rotation_lag_seconds: Family<LagLabels, Histogram, fn() -> Histogram>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,6 +129,8 @@ impl Default for Metrics {
             event_errors: Counter::default(),
             event_queue_lag_seconds: Gauge::default(),
             event_to_secret_seconds: seconds_buckets(),
+            aws_estimated_monthly_cost: Family::default(),
+            rotation_lag_seconds: Family::new_with_constructor(lag_buckets),
         }
     }
 }
@@ -166,6 +195,16 @@ impl Metrics {
             m.event_to_secret_seconds.clone(),
         );
         registry.register(
+            "arnsync_aws_estimated_monthly_cost_dollars",
+            "Estimated AWS bill of each store identity's calls per month, by service: calls of the last hour (or of the time observed, at least a minute) x 730 h x price",
+            m.aws_estimated_monthly_cost.clone(),
+        );
+        registry.register(
+            "arnsync_rotation_lag_seconds",
+            "Time from a version's move in AWS (event time, else the new version's CreatedDate or LastModifiedDate) to the Secret written and to the workload patched",
+            m.rotation_lag_seconds.clone(),
+        );
+        registry.register(
             "arnsync_external_secrets",
             "ExternalSecrets by Ready condition status",
             m.external_secrets.clone(),
@@ -197,6 +236,14 @@ impl Metrics {
         self.reconcile_seconds
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// Observes a rotation's lag at `stage`, from `moved` (clock skew counts as 0).
+    pub fn rotation_lag(&self, stage: &'static str, moved: std::time::SystemTime) {
+        let lag = moved.elapsed().unwrap_or_default();
+        self.rotation_lag_seconds
+            .get_or_create(&LagLabels { stage })
+            .observe(lag.as_secs_f64());
     }
 
     pub fn aws_request(

@@ -62,6 +62,8 @@ resources:
 extraEnv:
   - {name: AWS_REGION, value: eu-west-1}
 extraArgs: [--aws-timeout, 5s]
+awsPrices: secretsmanager=0.04,sqs=0
+ssmHigherThroughput: true
 logFormat: text
 rbac:
   argoRollouts: false
@@ -459,6 +461,24 @@ fn every_rendering_validates_against_the_kubernetes_schemas() {
 }
 
 #[test]
+fn cost_estimate_prices_become_run_flags() {
+    let a = args(&documents(&render("")));
+    assert!(
+        !a.iter()
+            .any(|x| x == "--aws-prices" || x == "--ssm-higher-throughput"),
+        "the defaults need no flags: {a:?}"
+    );
+    let a = args(&documents(&render(
+        "awsPrices: secretsmanager=0.04,sqs=0\nssmHigherThroughput: true\n",
+    )));
+    assert!(
+        has_run(&a, &["--aws-prices", "secretsmanager=0.04,sqs=0"]),
+        "{a:?}"
+    );
+    assert!(has_run(&a, &["--ssm-higher-throughput"]), "{a:?}");
+}
+
+#[test]
 fn values_schema_rejects_unknown_keys_and_wrong_types() {
     let cases = [
         ("unknown top-level key", "replicas: 2\n", "replicas"),
@@ -475,6 +495,7 @@ fn values_schema_rejects_unknown_keys_and_wrong_types() {
             "restartDebounce",
         ),
         ("bad enum", "logFormat: yaml\n", "logFormat"),
+        ("bad prices", "awsPrices: cheap\n", "awsPrices"),
     ];
     for (label, values, mentioned) in cases {
         let out = template(values);

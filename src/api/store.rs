@@ -45,6 +45,11 @@ use super::{Condition, Service};
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Cost/Month",
+        type_ = "string",
+        json_path = ".status.estimatedMonthlyCost"
+    ),
+    printcolumn(
         name = "Reason",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
@@ -102,6 +107,11 @@ pub struct SecretStoreSpec {
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Cost/Month",
+        type_ = "string",
+        json_path = ".status.estimatedMonthlyCost"
     ),
     printcolumn(
         name = "Reason",
@@ -359,6 +369,15 @@ pub struct StoreStatus {
     /// `provider.aws.failoverRegions`: `region`, or a replica region while it is unavailable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving_region: Option<String>,
+    /// Estimated AWS bill per month of the calls of the store's identity (shared by every
+    /// store with that identity), e.g. `$0.42`: calls of the last hour x 730 h x price; made
+    /// again at most every few minutes, two significant digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_monthly_cost: Option<String>,
+    /// Short hash of the store's AWS identity: the `identity` label of
+    /// `arnsync_aws_estimated_monthly_cost_dollars`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_hash: Option<String>,
     /// ESO's `capabilities`: arnsync reads only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<String>,

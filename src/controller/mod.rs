@@ -41,6 +41,8 @@ pub struct Options {
     pub event_safety_interval: Duration,
     /// Secret changes of one workload within this window give one rollout.
     pub restart_debounce: Duration,
+    /// How often the cost estimate in store status may change.
+    pub cost_status_interval: Duration,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             rotation_check_interval: Duration::from_secs(60),
             event_safety_interval: Duration::from_secs(600),
             restart_debounce: Duration::from_secs(5),
+            cost_status_interval: Duration::from_secs(300),
         }
     }
 }

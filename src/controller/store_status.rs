@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cost::Dollars;
 use crate::source::events::Health;
 
 use chrono::{SecondsFormat, Utc};
@@ -263,7 +264,8 @@ where
     // With it, whether reads found secretsmanager:BatchGetSecretValue denied: the status says so
     // until it is allowed.
     // And, with failoverRegions, the region serving Secrets Manager reads.
-    let (outcome, batch_fallback, serving) = match resolved {
+    // And the identity's estimated monthly cost (at most every --cost-status-interval).
+    let (outcome, batch_fallback, serving, spend) = match resolved {
         Ok(r) => {
             let source = ctx.sources.source(&r.identity);
             let display = r.display.clone();
@@ -278,11 +280,18 @@ where
             let serving = source
                 .serving_region()
                 .map(|s| (r.identity.region.clone(), s));
-            (outcome, source.batch_fallback(), serving)
+            let cost = Dollars(source.published_cost(ctx.options.cost_status_interval));
+            let spend = (cost.to_string(), r.identity.short_id());
+            (outcome, source.batch_fallback(), serving, Some(spend))
         }
-        Err(e) => (Err(e), None, None),
+        Err(e) => (Err(e), None, None, None),
     };
     let mut status = current.cloned().unwrap_or_default();
+    // A store that cannot be resolved keeps the estimate it last showed.
+    if let Some((cost, identity)) = spend {
+        status.estimated_monthly_cost = Some(cost);
+        status.identity_hash = Some(identity);
+    }
     let switch = serving
         .as_ref()
         .and_then(|(primary, now)| region_switch(primary, status.serving_region.as_deref(), now));

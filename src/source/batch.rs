@@ -119,6 +119,7 @@ mod tests {
             data: SecretBytes(key.as_bytes().to_vec()),
             binary: false,
             version: "v1".into(),
+            created: None,
         }
     }
 

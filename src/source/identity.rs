@@ -172,6 +172,14 @@ impl Identity {
     }
 }
 
+impl Identity {
+    /// A short hash of [`Identity::fingerprint`]: how metrics and store status name an
+    /// identity (16 hex digits; it reveals nothing of the keys it covers).
+    pub fn short_id(&self) -> String {
+        hex::encode(&self.fingerprint()[..8])
+    }
+}
+
 impl Hash for Identity {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.fingerprint().hash(state);

@@ -128,6 +128,9 @@ pub struct Value {
     pub binary: bool,
     /// Secrets Manager VersionId, or Parameter Store version number.
     pub version: String,
+    /// When AWS says this version was made: the secret version's CreatedDate, the
+    /// parameter's LastModifiedDate (`None` when the answer does not say).
+    pub created: Option<std::time::SystemTime>,
 }
 
 /// Reads from one AWS identity. Implementations: [`aws::AwsSource`] (Secrets Manager and
@@ -170,6 +173,6 @@ pub use error::{AwsService, ErrorKind, SourceError};
 pub use identity::{AssumeRole, Identity, Retry, SessionTag, StaticKeys, WebIdentity};
 pub use poller::Poller;
 pub use token::{ServiceAccountToken, TokenError, TokenSource};
-pub use tracker::{Moved, Subscriber, Tracker};
+pub use tracker::{moved_at, Moved, Subscriber, Tracker};
 pub use versions::VersionSource;
 pub use watchers::Watchers;

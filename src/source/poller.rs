@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::events::{Change, ChangeKind, Health, Outcome};
 use super::key::base_name;
 use super::versions::{SecretVersions, VersionSource, MAX_NAME_FILTERS, PARAMETERS_PER_CALL};
-use super::{ErrorKind, Fetch, Selector, Service, Tracker};
+use super::{moved_at, ErrorKind, Fetch, Selector, Service, Tracker};
 
 /// How long after a scheduled rotation date DescribeSecret keeps being asked.
 const DUE_WINDOW: Duration = Duration::from_secs(600);
@@ -221,11 +221,16 @@ impl Poller {
         };
         moved.announced = announced;
         self.source.invalidate(w);
+        let mut created = None;
         if let Some(exact) = w.pinned(version) {
-            if let Err(e) = self.source.get(&exact).await {
-                tracing::warn!(error = %e, "reading the new version failed; subscribers will retry");
+            match self.source.get(&exact).await {
+                Ok(v) => created = v.created,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the new version failed; subscribers will retry")
+                }
             }
         }
+        moved.moved_at = moved_at(announced, created, moved.from_confirmed);
         self.tracker.wake(moved);
         true
     }

@@ -46,6 +46,33 @@ pub struct Moved {
     pub detected: Instant,
     /// When AWS says the change happened (an event's `time`), for the rotation lag.
     pub announced: Option<SystemTime>,
+    /// When a version check or an event last confirmed `from`: the move came after it.
+    pub from_confirmed: Option<SystemTime>,
+    /// When the version moved in AWS, as well as it is known (see [`moved_at`]); `None` for a
+    /// wake-up that is no rotation.
+    pub moved_at: Option<SystemTime>,
+}
+
+/// When a version moved in AWS, from what is known without another call: the event's time
+/// when an event brought the move; else the new version's CreatedDate (or the parameter's
+/// LastModifiedDate), but never before the old version was last confirmed (a stage moved to
+/// a version made long before); else that confirmation.
+pub fn moved_at(
+    announced: Option<SystemTime>,
+    created: Option<SystemTime>,
+    from_confirmed: Option<SystemTime>,
+) -> Option<SystemTime> {
+    announced.or(match (created, from_confirmed) {
+        (Some(c), Some(f)) => Some(c.max(f)),
+        (c, f) => c.or(f),
+    })
+}
+
+/// The wall-clock time of `at` (an instant in the past).
+fn wall_clock(at: Instant) -> SystemTime {
+    SystemTime::now()
+        .checked_sub(at.elapsed())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 #[derive(Default)]
@@ -103,6 +130,8 @@ impl Tracker {
                         subscribers: vec![subscriber.clone()],
                         detected: Instant::now(),
                         announced: None,
+                        from_confirmed: None,
+                        moved_at: None,
                     }),
                     _ => {}
                 }
@@ -170,10 +199,10 @@ impl Tracker {
     /// The first half of [`Tracker::observe`]: records the version and returns the move, for a
     /// caller that does something (reading the new value once) before [`Tracker::wake`].
     pub fn record(&self, watch: &Fetch, version: &str) -> Option<Moved> {
-        let (from, subscribers) = {
+        let (from, subscribers, from_confirmed) = {
             let mut st = self.state();
             let t = st.tracked.get_mut(watch)?;
-            t.seen = Some(Instant::now());
+            let confirmed = t.seen.replace(Instant::now());
             match &t.version {
                 Some(v) if v == version => return None,
                 None => {
@@ -183,7 +212,11 @@ impl Tracker {
                 Some(old) => {
                     let from = old.clone();
                     t.version = Some(version.to_string());
-                    (from, t.subscribers.iter().cloned().collect::<Vec<_>>())
+                    (
+                        from,
+                        t.subscribers.iter().cloned().collect::<Vec<_>>(),
+                        confirmed.map(wall_clock),
+                    )
                 }
             }
         };
@@ -204,6 +237,8 @@ impl Tracker {
             subscribers,
             detected: Instant::now(),
             announced: None,
+            from_confirmed,
+            moved_at: None,
         })
     }
 
@@ -220,6 +255,8 @@ impl Tracker {
             subscribers: t.subscribers.iter().cloned().collect(),
             detected: Instant::now(),
             announced: None,
+            from_confirmed: None,
+            moved_at: None,
         })
     }
 
@@ -293,6 +330,33 @@ mod tests {
         assert!(!t.is_tracked(&current("nobody")));
         assert!(t.observe(&current("db"), "v2"));
         assert_eq!(woken(&mut rx).len(), 1);
+    }
+
+    #[test]
+    fn a_move_is_dated_by_the_event_else_the_new_version_but_not_before_the_old_was_seen() {
+        let t = |s: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        assert_eq!(moved_at(Some(t(50)), Some(t(40)), Some(t(45))), Some(t(50)));
+        assert_eq!(moved_at(None, Some(t(40)), Some(t(30))), Some(t(40)));
+        // AWSCURRENT moved back to a version made long ago: after the old one was last seen.
+        assert_eq!(moved_at(None, Some(t(10)), Some(t(30))), Some(t(30)));
+        assert_eq!(moved_at(None, Some(t(10)), None), Some(t(10)));
+        assert_eq!(moved_at(None, None, Some(t(30))), Some(t(30)));
+        assert_eq!(moved_at(None, None, None), None);
+    }
+
+    #[test]
+    fn a_move_says_when_the_old_version_was_last_confirmed() {
+        let (t, _rx) = tracker();
+        t.track(&sub("a"), vec![(current("db"), Some("v1".into()))]);
+        let before = SystemTime::now();
+        assert!(t.record(&current("db"), "v1").is_none());
+        let m = t.record(&current("db"), "v2").expect("a move");
+        let confirmed = m.from_confirmed.expect("confirmed by the first check");
+        assert!(confirmed >= before - std::time::Duration::from_secs(1));
+        assert!(confirmed <= SystemTime::now());
+        let m = t.record(&current("db"), "v3").expect("a move");
+        assert!(m.from_confirmed.is_some());
+        assert!(t.touch(&current("db")).unwrap().from_confirmed.is_none());
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn mk_sm(name: &str, value: &str, version: &str) -> Value {
         data: SecretBytes(value.as_bytes().to_vec()),
         binary: false,
         version: version.into(),
+        created: None,
     }
 }
 

@@ -4,6 +4,7 @@
 mod api_reads;
 mod batching;
 mod cluster_external_secret;
+mod cost;
 mod eso_manifests;
 mod events;
 mod examples;

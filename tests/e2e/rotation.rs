@@ -539,3 +539,84 @@ async fn a_rotation_whose_reads_fail_is_retried_until_written() {
     env.assert_no_leaks(&["flaky-Echo-1", "flaky-Foxtrot-2"])
         .await;
 }
+
+/// `arnsync_rotation_lag_seconds` of `stage`: (count, sum).
+async fn lag(op: &crate::harness::Operator, stage: &str) -> Option<(u64, f64)> {
+    let (code, body) = crate::harness::http_get(op.metrics_addr()?, "/metrics").await?;
+    (code == 200).then_some(())?;
+    let sample = |suffix: &str| {
+        let head = format!("arnsync_rotation_lag_seconds_{suffix}{{stage=\"{stage}\"}}");
+        body.lines()
+            .find(|l| l.starts_with(&head))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Some((sample("count") as u64, sample("sum")))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_lag_is_measured_to_the_secret_and_to_the_rollout() {
+    let env = Env::start_without_operator().await;
+    let op = env.spawn_operator("lag", &FAST);
+    env.namespace("app", json!({})).await;
+    let rollouts = env.rollouts("app").await;
+    env.store("app").await;
+    env.put_secret("prod/lag", "lag-Echo-1").await;
+    env.put_secret("prod/calm", "calm-1").await;
+    env.apply(es("app", "lag", sm("prod/lag", "value"))).await;
+    env.apply(es("app", "calm", sm("prod/calm", "value"))).await;
+    env.secret_value("app", "lag", "value", b"lag-Echo-1").await;
+    env.secret_value("app", "calm", "value", b"calm-1").await;
+    env.apply(deployment("lagged", "lag", "envFrom", Some("true")))
+        .await;
+    env.eventually("lagged recorded", Duration::from_secs(30), || async {
+        recorded(&deploy(&env, "lagged").await)
+    })
+    .await;
+    // First syncs and first sightings are no rotations.
+    checks(&env, ("secretsmanager", "ListSecrets"), 2).await;
+    for stage in ["secret_written", "workload_restarted"] {
+        assert_eq!(lag(&op, stage).await.unwrap(), (0, 0.0), "{stage}");
+    }
+
+    for (n, value) in [(1, "lag-Foxtrot-2"), (2, "lag-Golf-3")] {
+        rotate(&env, "prod/lag", value).await;
+        env.secret_value("app", "lag", "value", value.as_bytes())
+            .await;
+        env.eventually("the rollout", Duration::from_secs(30), || async {
+            (rollouts.count("lagged") == n).then_some(())
+        })
+        .await;
+        for stage in ["secret_written", "workload_restarted"] {
+            let (count, sum) = env
+                .eventually(
+                    &format!("{stage} observed"),
+                    Duration::from_secs(30),
+                    || async { lag(&op, stage).await.filter(|(c, _)| *c >= n as u64) },
+                )
+                .await;
+            assert_eq!(count, n as u64, "{stage}: one observation per rotation");
+            assert!((0.0..600.0 * n as f64).contains(&sum), "{stage}: {sum}");
+        }
+    }
+    // A few checks later nothing more was counted: the other secret did not move.
+    checks(&env, ("secretsmanager", "ListSecrets"), 2).await;
+    let (written, written_sum) = lag(&op, "secret_written").await.unwrap();
+    let (restarted, restarted_sum) = lag(&op, "workload_restarted").await.unwrap();
+    eprintln!("lag sums: secret {written_sum:.3} s, rollout {restarted_sum:.3} s");
+    assert_eq!((written, restarted), (2, 2));
+    assert!(
+        restarted_sum >= written_sum,
+        "a rollout comes after its Secret: {restarted_sum} < {written_sum}"
+    );
+    let (_, metrics) = crate::harness::http_get(op.metrics_addr().unwrap(), "/metrics")
+        .await
+        .unwrap();
+    let log = op.log();
+    for value in ["lag-Echo-1", "lag-Foxtrot-2", "lag-Golf-3"] {
+        assert!(
+            !metrics.contains(value) && !log.contains(value),
+            "{value} leaked"
+        );
+    }
+}

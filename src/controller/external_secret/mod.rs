@@ -171,6 +171,12 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Step, SyncError> {
         PlanAction::Apply { changed: true, .. } | PlanAction::Delete
     );
     let rotated = if changed {
+        if let (Some(at), Some(hash)) = (watch::earliest_move(&pending), &plan.data_hash) {
+            let ns = es.namespace().unwrap_or_default();
+            ctx.restarts
+                .rotated
+                .written(&ns, &es.target_name(), hash, at);
+        }
         watch::applied(&pending, &ctx.metrics)
     } else {
         vec![]
@@ -252,6 +258,7 @@ async fn housekeeping(ctx: &Context, cache: &Store<ExternalSecret>) {
     };
     loop {
         count_conditions(cache, &ctx.metrics);
+        ctx.sources.publish_costs();
         ctx.versions.untrack_missing(cache);
         let live: std::collections::HashSet<String> =
             cache.state().iter().filter_map(|es| es.uid()).collect();

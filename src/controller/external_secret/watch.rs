@@ -220,7 +220,7 @@ impl Pins<'_> {
 }
 
 /// The rotations a sync that changed the Secret applied, for the status; records how long each
-/// took from detection to the Secret.
+/// took from detection, and from its move in AWS, to the Secret.
 pub(super) fn applied(pending: &[Moved], metrics: &Metrics) -> Vec<RotatedSource> {
     pending
         .iter()
@@ -231,6 +231,9 @@ pub(super) fn applied(pending: &[Moved], metrics: &Metrics) -> Vec<RotatedSource
             if let Some(lag) = m.announced.and_then(|t| t.elapsed().ok()) {
                 metrics.event_to_secret_seconds.observe(lag.as_secs_f64());
             }
+            if let Some(at) = rotated_at(m) {
+                metrics.rotation_lag(SECRET_WRITTEN, at);
+            }
             RotatedSource {
                 service: m.watch.service,
                 key: m.watch.key.clone(),
@@ -239,6 +242,23 @@ pub(super) fn applied(pending: &[Moved], metrics: &Metrics) -> Vec<RotatedSource
             }
         })
         .collect()
+}
+
+/// `arnsync_rotation_lag_seconds{stage}` of a Secret written with rotated values.
+pub(super) const SECRET_WRITTEN: &str = "secret_written";
+
+/// When the version `m` applies moved in AWS; `None` when `m` is no rotation (a wake-up after
+/// a deletion or restore, a subscriber found behind) or its time is not known.
+fn rotated_at(m: &Moved) -> Option<std::time::SystemTime> {
+    (m.from.as_deref() != Some(m.to.as_str()))
+        .then_some(m.moved_at)
+        .flatten()
+}
+
+/// The earliest move in AWS among the rotations of `pending`: what a restart of a workload
+/// using the Secret they were written to is measured from.
+pub(super) fn earliest_move(pending: &[Moved]) -> Option<std::time::SystemTime> {
+    pending.iter().filter_map(rotated_at).min()
 }
 
 fn subscriber_of(es: &ExternalSecret) -> Subscriber {
@@ -271,5 +291,77 @@ fn found(service: Service, key: &str) -> Fetch {
         service,
         key: key.to_string(),
         selector,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant, SystemTime};
+
+    fn moved(from: &str, to: &str, at: Option<u64>) -> Moved {
+        Moved {
+            watch: Fetch::secret("db", Selector::Stage("AWSCURRENT".into())),
+            from: Some(from.into()),
+            to: to.into(),
+            subscribers: vec![],
+            detected: Instant::now(),
+            announced: None,
+            from_confirmed: None,
+            moved_at: at.map(|s| SystemTime::now() - Duration::from_secs(s)),
+        }
+    }
+
+    fn lag(metrics: &Metrics) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("lag", "", metrics.rotation_lag_seconds.clone());
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn only_rotations_with_a_known_move_count_in_the_rotation_lag() {
+        let pending = [
+            moved("v1", "v2", Some(30)),
+            moved("v2", "v3", Some(10)),
+            // A wake-up after a deletion or restore: no rotation.
+            moved("v3", "v3", Some(100)),
+            // A subscriber found behind: no time.
+            moved("v0", "v3", None),
+        ];
+        let metrics = Metrics::default();
+        assert_eq!(applied(&pending, &metrics).len(), 4);
+        let text = lag(&metrics);
+        assert!(
+            text.contains("lag_count{stage=\"secret_written\"} 2"),
+            "{text}"
+        );
+        let sum: f64 = text
+            .lines()
+            .find(|l| l.starts_with("lag_sum{stage=\"secret_written\"}"))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap();
+        assert!((40.0..45.0).contains(&sum), "{sum}");
+        let earliest = earliest_move(&pending).unwrap();
+        assert!(earliest.elapsed().unwrap() >= Duration::from_secs(30));
+        assert!(earliest.elapsed().unwrap() < Duration::from_secs(40));
+    }
+
+    #[test]
+    fn a_move_dated_in_the_future_counts_as_no_lag() {
+        let metrics = Metrics::default();
+        let mut m = moved("v1", "v2", None);
+        m.moved_at = Some(SystemTime::now() + Duration::from_secs(60));
+        applied(&[m], &metrics);
+        let text = lag(&metrics);
+        assert!(
+            text.contains("lag_sum{stage=\"secret_written\"} 0.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lag_bucket{le=\"0.5\",stage=\"secret_written\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -14,7 +14,7 @@ mod kinds;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DynamicObject, Patch, PatchParams};
@@ -43,11 +43,62 @@ pub const VERSIONS_ANNOTATION: &str = "arnsync.io/secret-versions";
 /// Secrets that changed.
 pub const SECRETS_ANNOTATION: &str = "arnsync.io/secret-hashes";
 
-/// What restarts share: the debounce state and the workload caches.
+/// What restarts share: the debounce state, the workload caches and the rotations written.
 #[derive(Default)]
 pub struct Restarts {
     pub pending: Pending,
     pub workloads: Workloads,
+    pub rotated: Rotated,
+}
+
+/// How long a Secret written with rotated values is remembered for the rotation lag of the
+/// workloads using it.
+const ROTATED_KEPT: Duration = Duration::from_secs(3600);
+
+/// Per Secret written with rotated values: its data hash and when the rotation moved in AWS,
+/// so that a rollout for that hash is measured from the move (`arnsync_rotation_lag_seconds`).
+/// In memory only: a rollout after an operator restart is not measured.
+#[derive(Default)]
+pub struct Rotated(Mutex<HashMap<(String, String), Written>>);
+
+/// A Secret's data hash after a rotation, when the rotation moved in AWS, and when it was written.
+struct Written {
+    hash: String,
+    moved: SystemTime,
+    at: Instant,
+}
+
+impl Rotated {
+    /// Secret `ns/name` now holds `hash`, written for a version that moved in AWS at `at`.
+    pub fn written(&self, ns: &str, name: &str, hash: &str, at: SystemTime) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, w| w.at.elapsed() < ROTATED_KEPT);
+        m.insert(
+            (ns.to_string(), name.to_string()),
+            Written {
+                hash: hash.to_string(),
+                moved: at,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// The earliest move in AWS behind `changed` Secrets of `ns` holding `hashes`.
+    pub fn moved_at(
+        &self,
+        ns: &str,
+        changed: &[String],
+        hashes: &BTreeMap<String, String>,
+    ) -> Option<SystemTime> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        changed
+            .iter()
+            .filter_map(|name| {
+                let w = m.get(&(ns.to_string(), name.clone()))?;
+                (hashes.get(name) == Some(&w.hash)).then_some(w.moved)
+            })
+            .min()
+    }
 }
 
 impl Restarts {
@@ -56,6 +107,9 @@ impl Restarts {
         self.workloads.using(ns, secret)
     }
 }
+
+/// `arnsync_rotation_lag_seconds{stage}` of a workload rolled for rotated Secrets.
+const WORKLOAD_RESTARTED: &str = "workload_restarted";
 
 /// Per-workload debounce: when a change was first seen.
 #[derive(Default)]
@@ -148,6 +202,9 @@ pub async fn reconcile(
             ctx.metrics
                 .secret_to_rollout_seconds
                 .observe(first.elapsed().as_secs_f64());
+            if let Some(at) = ctx.restarts.rotated.moved_at(&ns, &changed, &hashes) {
+                ctx.metrics.rotation_lag(WORKLOAD_RESTARTED, at);
+            }
             let note = format!(
                 "{} {ns}/{name}: rolling out because Secret(s) {} changed",
                 kind.kind,
@@ -227,6 +284,28 @@ pub fn error_policy(obj: Arc<DynamicObject>, err: &Error, ctx: Arc<Context>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rollout_is_measured_from_the_earliest_rotation_behind_the_hashes_it_rolls_for() {
+        let r = Rotated::default();
+        let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        r.written("app", "db", "h-db-2", t(20));
+        r.written("app", "api", "h-api-2", t(10));
+        let hashes = BTreeMap::from([
+            ("db".to_string(), "h-db-2".to_string()),
+            ("api".to_string(), "h-api-2".to_string()),
+        ]);
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(r.moved_at("app", &names(&["db"]), &hashes), Some(t(20)));
+        assert_eq!(
+            r.moved_at("app", &names(&["db", "api"]), &hashes),
+            Some(t(10))
+        );
+        // Another namespace, or data the rotation did not write (a spec change since): none.
+        assert_eq!(r.moved_at("other", &names(&["db"]), &hashes), None);
+        let edited = BTreeMap::from([("db".to_string(), "h-db-3".to_string())]);
+        assert_eq!(r.moved_at("app", &names(&["db"]), &edited), None);
+    }
 
     #[test]
     fn the_rollout_trigger_goes_on_the_pod_template_the_kind_names() {

@@ -3,6 +3,8 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -15,19 +17,26 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::errors::{is_credentials_error, kind_for_code};
+use crate::cost::Spend;
 use crate::metrics::Metrics;
 use crate::source::ErrorKind;
 
-/// An interceptor for the clients of one AWS service.
+/// An interceptor for the clients of one AWS service of one identity.
 pub struct CountAttempts {
     metrics: Metrics,
-    /// `secretsmanager`, `ssm` or `sts`.
+    /// `secretsmanager`, `ssm`, `sts` or `sqs`.
     service: &'static str,
+    /// The identity's calls of the last hour, for its cost estimate.
+    spend: Arc<Spend>,
 }
 
 impl CountAttempts {
-    pub fn new(metrics: Metrics, service: &'static str) -> Self {
-        CountAttempts { metrics, service }
+    pub fn new(metrics: Metrics, service: &'static str, spend: Arc<Spend>) -> Self {
+        CountAttempts {
+            metrics,
+            service,
+            spend,
+        }
     }
 }
 
@@ -63,6 +72,7 @@ impl Intercept for CountAttempts {
             }
         };
         self.metrics.aws_request(self.service, operation, outcome);
+        self.spend.record(self.service, Instant::now());
         Ok(())
     }
 }

@@ -22,6 +22,7 @@ use super::errors::from_sdk;
 use super::pacing::{Pacer, Quota, Rates};
 use super::regions::{Pacing, RegionClient, Regions, Switches};
 use super::web_identity::WebIdentityCredentials;
+use crate::cost::{Prices, Spend};
 use crate::metrics::Metrics;
 use crate::source::batch::{Answers, Batcher};
 use crate::source::token::TokenSource;
@@ -64,6 +65,8 @@ pub struct SourceOptions {
     /// How long a region that was unavailable is skipped before it is tried again (doubling
     /// after each failed try, up to 5 minutes or this, when longer).
     pub failover_retry: Duration,
+    /// Dollars per 10,000 calls, per service, for the cost estimate.
+    pub prices: Prices,
     /// The clock the clients (and so the credentials cache) see: `None`, the system clock;
     /// tests set one to expire credentials without waiting.
     pub clock: Option<SharedTimeSource>,
@@ -80,6 +83,7 @@ impl Default for SourceOptions {
             timeout: Duration::from_secs(10),
             max_attempts: 3,
             failover_retry: Duration::from_secs(30),
+            prices: Prices::default(),
             clock: None,
         }
     }
@@ -103,6 +107,8 @@ pub struct AwsClients {
     batch_refusal: Mutex<Option<(Instant, String)>>,
     /// Every call waits for its token here.
     pub(crate) pacer: Arc<Pacer>,
+    /// Every call attempt of this identity, for its cost estimate.
+    pub(crate) spend: Arc<Spend>,
     /// Coalesce AWSCURRENT reads into BatchGetSecretValue, and parameter reads into
     /// GetParameters (none: every read is its own call).
     secret_batches: Option<Batcher>,
@@ -125,6 +131,7 @@ struct ClientParts {
     retry: RetryConfig,
     timeouts: TimeoutConfig,
     metrics: Metrics,
+    spend: Arc<Spend>,
     clock: Option<SharedTimeSource>,
 }
 
@@ -140,7 +147,11 @@ macro_rules! client {
             .identity_cache(parts.identity_cache.clone())
             .retry_config(parts.retry.clone())
             .timeout_config(parts.timeouts.clone())
-            .interceptor(CountAttempts::new(parts.metrics.clone(), $service));
+            .interceptor(CountAttempts::new(
+                parts.metrics.clone(),
+                $service,
+                parts.spend.clone(),
+            ));
         // The provider is passed shared as it is: wrapping it again would give each client its
         // own identity cache partition.
         builder.set_credentials_provider($credentials);
@@ -227,8 +238,10 @@ impl AwsClients {
                 .operation_timeout(options.timeout * attempts + Duration::from_secs(5))
                 .build(),
             metrics,
+            spend: Arc::new(Spend::new(options.prices.clone(), Instant::now())),
             clock: options.clock.clone(),
         };
+        let spend = parts.spend.clone();
         let sts_endpoint = identity.endpoints.sts.clone();
         // Every provider below is cached apart in the shared identity cache (its own
         // partition), so each step of a role chain is renewed only shortly before it expires.
@@ -324,6 +337,7 @@ impl AwsClients {
             },
             batch_refusal: Mutex::new(None),
             pacer,
+            spend,
             secret_batches: me.map(|me| {
                 batcher(
                     me,

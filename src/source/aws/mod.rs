@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_smithy_http_client::tls;
@@ -14,7 +14,8 @@ use super::cache::Cached;
 use super::token::{NoTokenSource, TokenSource};
 use super::versions::{SecretVersions, VersionSource};
 use super::{Fetch, Find, Identity, Service, Source, SourceError, Tracker, Value};
-use crate::metrics::Metrics;
+use crate::cost::SERVICES;
+use crate::metrics::{CostLabels, Metrics};
 pub use clients::SourceOptions;
 use clients::{log_call, AwsClients};
 pub use keys::KeyOf;
@@ -132,8 +133,37 @@ impl Sources {
     pub fn retain(&self, in_use: &[Identity]) {
         let keep: HashSet<[u8; 32]> = in_use.iter().map(Identity::fingerprint).collect();
         let mut sources = self.map();
-        sources.retain(|fingerprint, _| keep.contains(fingerprint));
+        let costs = &self.inner.metrics.aws_estimated_monthly_cost;
+        sources.retain(|fingerprint, _| {
+            let kept = keep.contains(fingerprint);
+            if !kept {
+                for service in SERVICES {
+                    costs.remove(&CostLabels {
+                        identity: hex::encode(&fingerprint[..8]),
+                        service,
+                    });
+                }
+            }
+            kept
+        });
         self.inner.metrics.sources.set(sources.len() as i64);
+    }
+
+    /// Sets `arnsync_aws_estimated_monthly_cost_dollars` of every identity with a source.
+    pub fn publish_costs(&self) {
+        let now = Instant::now();
+        let costs = &self.inner.metrics.aws_estimated_monthly_cost;
+        for (fingerprint, source) in self.map().iter() {
+            let monthly = source.monthly_cost(now);
+            for (service, dollars) in SERVICES.into_iter().zip(monthly) {
+                costs
+                    .get_or_create(&CostLabels {
+                        identity: hex::encode(&fingerprint[..8]),
+                        service,
+                    })
+                    .set(dollars);
+            }
+        }
     }
 
     /// How many identities have a source.
@@ -159,7 +189,7 @@ fn pacing_scope(identity: &Identity) -> String {
         .filter(|a| !a.is_empty())
     {
         Some(account) => format!("account {account}"),
-        None => format!("identity {}", hex::encode(&identity.fingerprint()[..8])),
+        None => format!("identity {}", identity.short_id()),
     }
 }
 
@@ -227,6 +257,17 @@ impl AwsSource {
     pub fn paced(&self, quota: Quota) -> (u64, u64) {
         let pacer = &self.cache.inner().pacer;
         (pacer.taken(quota), pacer.waited(quota))
+    }
+
+    /// Estimated dollars per month of this identity's calls, per service in
+    /// [`crate::cost::SERVICES`] order (see [`crate::cost`]).
+    pub fn monthly_cost(&self, now: Instant) -> [f64; 4] {
+        self.cache.inner().spend.monthly(now)
+    }
+
+    /// The monthly total store status shows, made again at most every `every`.
+    pub fn published_cost(&self, every: Duration) -> f64 {
+        self.cache.inner().spend.published(Instant::now(), every)
     }
 
     /// The ARN of the principal these reads run as (sts:GetCallerIdentity): a cheap check that

@@ -222,6 +222,9 @@ fn parameter_value(p: Parameter) -> Option<Value> {
         data: SecretBytes(p.value?.into_bytes()),
         binary: false,
         version: p.version.to_string(),
+        created: p
+            .last_modified_date
+            .and_then(|d| std::time::SystemTime::try_from(d).ok()),
     })
 }
 

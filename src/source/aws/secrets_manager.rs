@@ -8,7 +8,7 @@
 //! read again with an explicit stage, so that AWS and moto give the same answer.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
@@ -448,6 +448,7 @@ fn secret_value(out: GetSecretValueOutput, key: &str) -> Result<Value, SourceErr
         data: SecretBytes(data),
         binary,
         version: out.version_id.unwrap_or_default(),
+        created: out.created_date.and_then(|d| SystemTime::try_from(d).ok()),
     })
 }
 
@@ -463,6 +464,9 @@ fn entry_value(entry: &SecretValueEntry) -> Option<Value> {
         data: SecretBytes(data),
         binary,
         version: entry.version_id.clone().unwrap_or_default(),
+        created: entry
+            .created_date
+            .and_then(|d| SystemTime::try_from(d).ok()),
     })
 }
 

@@ -227,6 +227,7 @@ impl MemorySource {
             data: SecretBytes(version.data.clone()),
             binary: version.binary,
             version: version.id.clone(),
+            created: None,
         })
     }
 
@@ -311,6 +312,7 @@ impl MemorySource {
                     data: SecretBytes(v.data.clone()),
                     binary: v.binary,
                     version: v.id.clone(),
+                    created: None,
                 })
             })
             .collect()
@@ -324,6 +326,7 @@ fn parameter_value(name: &str, index: usize, version: &ParameterVersion) -> Valu
         data: SecretBytes(version.value.clone().into_bytes()),
         binary: false,
         version: (index + 1).to_string(),
+        created: None,
     }
 }
 

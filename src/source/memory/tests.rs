@@ -194,6 +194,7 @@ fn secret_bytes_debug_is_redacted() {
         data: SecretBytes(b"hunter2".to_vec()),
         binary: false,
         version: "1".into(),
+        created: None,
     };
     let shown = format!("{v:?}");
     assert!(!shown.contains("hunter2"), "{shown}");

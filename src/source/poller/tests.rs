@@ -53,6 +53,9 @@ async fn a_rotation_is_read_once_then_wakes_its_subscribers() {
     let m = rx.try_recv().expect("a move");
     assert_eq!((m.from, m.to.as_str()), (Some(v1), v2.as_str()));
     assert_eq!(m.subscribers, [a, b]);
+    // Without a CreatedDate, the move is dated by the check that last saw the old version.
+    let moved = m.moved_at.expect("a move is dated");
+    assert!(moved <= std::time::SystemTime::now() && moved >= m.from_confirmed.unwrap());
     assert!(
         rx.try_recv().is_err(),
         "one move for the key, not one per subscriber"
