@@ -1224,6 +1224,49 @@ async fn kubectl_refuses_an_external_secret_over_the_documented_limits() {
     k.server.shutdown().await;
 }
 
+/// `failoverRegions` is bounded and checked by the API server at `kubectl apply`: at most five
+/// regions, none empty, none twice, and not the primary; five distinct replicas are accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_refuses_failover_regions_over_their_limits() {
+    let k = Kubectl::with_arnsync_crds().await;
+    let store = |regions: &str| {
+        format!(
+            "apiVersion: arnsync.io/v1alpha1\nkind: SecretStore\nmetadata: {{name: dr, namespace: default}}\nspec:\n  provider:\n    aws: {{service: SecretsManager, region: us-east-1, failoverRegions: [{regions}]}}\n"
+        )
+    };
+    for (regions, expected) in [
+        (
+            "a, b, c, d, e, f",
+            "spec.provider.aws.failoverRegions: Too many: 6: must have at most 5 items",
+        ),
+        ("''", "should be at least 1 chars long"),
+        (
+            "us-west-2, us-west-2",
+            "provider.aws.failoverRegions must not repeat a region",
+        ),
+        (
+            "us-east-1",
+            "provider.aws.failoverRegions must not list provider.aws.region itself",
+        ),
+    ] {
+        let file = k.file("store.yaml", &store(regions));
+        let out = k.run(&["apply", "--server-side", "-f", &file]).await;
+        let stderr = text(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(expected),
+            "[{regions}]: {stderr}"
+        );
+    }
+    let listed = k.ok(&["get", "secretstores", "-A", "-o", "name"]).await;
+    assert!(listed.trim().is_empty(), "nothing stored: {listed}");
+    let file = k.file(
+        "store.yaml",
+        &store("us-west-2, us-west-1, eu-west-1, eu-central-1, ap-south-1"),
+    );
+    k.ok(&["apply", "--server-side", "-f", &file]).await;
+    k.server.shutdown().await;
+}
+
 /// `helm install --create-namespace` and `helm uninstall` against the test server, as a user
 /// runs them: the CRDs are accepted and installed first, the release is stored, and uninstall
 /// removes the workload but keeps the CRDs (Helm never deletes them).
