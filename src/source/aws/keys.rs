@@ -2,7 +2,6 @@
 //! `arnsync iam-policy --resolve-kms`: DescribeSecret, ListSecrets (a find's secrets) and
 //! DescribeParameters.
 
-use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use aws_sdk_ssm::types::ParameterStringFilter;
 
 use super::clients::AwsClients;
@@ -39,39 +38,18 @@ impl AwsClients {
 
     /// The keys of every secret whose name starts with `prefix` (all secrets when empty).
     pub(crate) async fn secret_keys_below(&self, prefix: &str) -> Result<Vec<KeyOf>, SourceError> {
-        let filters = (!prefix.is_empty()).then(|| {
-            vec![Filter::builder()
-                .key(FilterNameStringType::Name)
-                .values(prefix)
-                .build()]
-        });
-        let mut out = Vec::new();
-        let mut next_token = None;
-        loop {
-            self.pacer.pace(Quota::SecretsManagerList).await;
-            let page = self
-                .regions
-                .primary()
-                .client
-                .list_secrets()
-                .set_filters(filters.clone())
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| from_sdk(&e, AwsService::SecretsManager, "ListSecrets", prefix))?;
-            for e in page.secret_list() {
-                if e.name().is_some_and(|n| n.starts_with(prefix)) {
-                    out.push(KeyOf {
-                        arn: e.arn().unwrap_or_default().to_string(),
-                        key_id: e.kms_key_id().map(str::to_string),
-                    });
-                }
-            }
-            next_token = page.next_token().map(String::from);
-            if next_token.is_none() {
-                return Ok(out);
-            }
-        }
+        let name = regex::Regex::new(&format!("^{}", regex::escape(prefix)))
+            .expect("an escaped literal is a regexp");
+        let listed = self
+            .list_matching(prefix, Some(&name), &Default::default())
+            .await?;
+        Ok(listed
+            .into_iter()
+            .map(|e| KeyOf {
+                arn: e.arn.unwrap_or_default(),
+                key_id: e.kms_key_id,
+            })
+            .collect())
     }
 
     /// The keys of the parameter `name`, or with `below` of every parameter under the path.

@@ -388,6 +388,16 @@ async fn finds(admin: &AwsClients, source: &AwsSource, metrics: &Metrics) {
         gets_before
     );
 
+    // iam-policy --resolve-kms: the keys of the secrets under a prefix, from the listing only.
+    let keys = source
+        .kms_keys(Service::SecretsManager, "team/", true)
+        .await
+        .unwrap();
+    let arns: Vec<&str> = keys.iter().map(|k| k.arn.as_str()).collect();
+    assert_eq!(arns.len(), 2, "{arns:?}");
+    assert!(arns[0].contains(":secret:team/a-") && arns[1].contains(":secret:team/b-"));
+    assert!(keys.iter().all(|k| k.key_id.is_none()), "AWS-managed keys");
+
     let bad = source
         .find(&find(Some("(unclosed"), &[]))
         .await

@@ -12,7 +12,9 @@ use std::time::{Instant, SystemTime};
 
 use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
-use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, SecretValueEntry};
+use aws_sdk_secretsmanager::types::{
+    Filter, FilterNameStringType, SecretListEntry, SecretValueEntry,
+};
 use futures::{StreamExt, TryStreamExt};
 use regex::Regex;
 
@@ -191,7 +193,12 @@ impl AwsClients {
                 })
             })
             .transpose()?;
-        let arns = self.list_matching(key, name.as_ref(), tags).await?;
+        let arns: Vec<String> = self
+            .list_matching(key, name.as_ref(), tags)
+            .await?
+            .into_iter()
+            .filter_map(|e| e.arn)
+            .collect();
         let mut values = if self.batch_fallback().is_some() {
             self.read_each(&arns).await?
         } else {
@@ -208,17 +215,18 @@ impl AwsClients {
         Ok(values)
     }
 
-    /// ARNs of the secrets whose names match and which carry every tag. ListSecrets filters
-    /// narrow the listing (a literal name prefix, tag keys and values) but match by prefix and
-    /// OR their values, so the exact test is made here.
-    async fn list_matching(
+    /// The secrets whose names match and which carry every tag (metadata only), each with its
+    /// ARN as the primary region's. ListSecrets filters narrow the listing (a literal name
+    /// prefix, tag keys and values) but match by prefix and OR their values, so the exact test
+    /// is made here.
+    pub(super) async fn list_matching(
         &self,
         key: &str,
         name: Option<&Regex>,
         tags: &BTreeMap<String, String>,
-    ) -> Result<Vec<String>, SourceError> {
+    ) -> Result<Vec<SecretListEntry>, SourceError> {
         let filters = list_filters(name, tags);
-        let mut arns = Vec::new();
+        let mut found = Vec::new();
         let mut next_token = None;
         let primary = &self.regions.primary().region;
         // Page tokens are the region's own: later pages come from the region of the first
@@ -241,7 +249,8 @@ impl AwsClients {
                 })
                 .await?;
             region = Some(served);
-            for entry in page.secret_list() {
+            next_token = page.next_token().map(String::from);
+            for mut entry in page.secret_list.unwrap_or_default() {
                 let Some(secret_name) = entry.name() else {
                     continue;
                 };
@@ -253,12 +262,12 @@ impl AwsClients {
                 });
                 if tagged && name.is_none_or(|re| re.is_match(secret_name)) {
                     let arn = entry.arn().unwrap_or(secret_name);
-                    arns.push(in_region(arn, primary).into_owned());
+                    entry.arn = Some(in_region(arn, primary).into_owned());
+                    found.push(entry);
                 }
             }
-            next_token = page.next_token().map(String::from);
             if next_token.is_none() {
-                return Ok(arns);
+                return Ok(found);
             }
         }
     }
