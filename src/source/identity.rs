@@ -176,8 +176,13 @@ impl Identity {
     /// A short hash of [`Identity::fingerprint`]: how metrics and store status name an
     /// identity (16 hex digits; it reveals nothing of the keys it covers).
     pub fn short_id(&self) -> String {
-        hex::encode(&self.fingerprint()[..8])
+        short_id_of(&self.fingerprint())
     }
+}
+
+/// The short id of the identity with this [`Identity::fingerprint`].
+pub fn short_id_of(fingerprint: &[u8; 32]) -> String {
+    hex::encode(&fingerprint[..8])
 }
 
 impl Hash for Identity {

@@ -138,10 +138,7 @@ impl Sources {
             let kept = keep.contains(fingerprint);
             if !kept {
                 for service in SERVICES {
-                    costs.remove(&CostLabels {
-                        identity: hex::encode(&fingerprint[..8]),
-                        service,
-                    });
+                    costs.remove(&cost_labels(fingerprint, service));
                 }
             }
             kept
@@ -157,10 +154,7 @@ impl Sources {
             let monthly = source.monthly_cost(now);
             for (service, dollars) in SERVICES.into_iter().zip(monthly) {
                 costs
-                    .get_or_create(&CostLabels {
-                        identity: hex::encode(&fingerprint[..8]),
-                        service,
-                    })
+                    .get_or_create(&cost_labels(fingerprint, service))
                     .set(dollars);
             }
         }
@@ -364,5 +358,13 @@ impl VersionSource for AwsSource {
         let result = self.cache.inner().parameter_versions(requests).await;
         log_call("ssm", "GetParameters", "(version check)", start, &result);
         result
+    }
+}
+
+/// The labels of an identity's estimated cost for `service`.
+fn cost_labels(fingerprint: &[u8; 32], service: &'static str) -> CostLabels {
+    CostLabels {
+        identity: super::identity::short_id_of(fingerprint),
+        service,
     }
 }
