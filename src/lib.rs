@@ -1,6 +1,5 @@
 //! arnsync: keeps Kubernetes Secrets in step with AWS Secrets Manager and Parameter Store.
-// Two exceptions, in `memory` (calls into the C allocator: `malloc_trim`, `mallopt`), are allowed
-// there.
+// One exception, in `memory` (a call into the allocator, mimalloc), is allowed there.
 #![deny(unsafe_code)]
 
 pub mod api;

@@ -225,6 +225,10 @@ fn lease_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// mimalloc rather than the C library's allocator: see `arnsync::memory`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crds => {
@@ -263,13 +267,10 @@ fn main() -> anyhow::Result<()> {
                 ));
             std::process::exit(code.into());
         }
-        Command::Run(args) => {
-            arnsync::memory::limit_arenas();
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(run(*args))
-        }
+        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run(*args)),
     }
 }
 
