@@ -105,14 +105,21 @@ fn namespace_changes(
         .flat_map(futures::stream::iter)
 }
 
-/// What of an ExternalSecret matters to a ClusterExternalSecret: not its status, which changes
-/// with every sync.
-type EsView = (
-    Option<i64>,
-    BTreeMap<String, String>,
-    BTreeMap<String, String>,
-    Vec<String>,
-);
+/// What of an ExternalSecret matters to a ClusterExternalSecret, as a hash: its generation,
+/// labels, annotations and owners; not its status, which changes with every sync. Kept per
+/// `namespace/name` (a hash rather than copies: 8 bytes, not the labels and annotations).
+fn es_view(es: &PartialObjectMeta<ExternalSecret>) -> (Box<str>, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    es.metadata.generation.hash(&mut h);
+    es.labels().hash(&mut h);
+    es.annotations().hash(&mut h);
+    for o in es.owner_references() {
+        o.uid.hash(&mut h);
+    }
+    let key = format!("{}/{}", es.namespace().unwrap_or_default(), es.name_any());
+    (key.into_boxed_str(), h.finish())
+}
 
 /// Wakes the ClusterExternalSecrets concerned when an ExternalSecret appears, goes, or changes
 /// its spec, labels, annotations or owners (metadata only; status writes do not wake).
@@ -120,28 +127,15 @@ fn external_secret_changes(
     api: Api<PartialObjectMeta<ExternalSecret>>,
     cache: Store<ClusterExternalSecret>,
 ) -> impl Stream<Item = ObjectRef<ClusterExternalSecret>> + Send + 'static {
-    let mut seen: HashMap<(String, String), EsView> = HashMap::new();
-    let view = |es: &PartialObjectMeta<ExternalSecret>| {
-        (
-            (es.namespace().unwrap_or_default(), es.name_any()),
-            (
-                es.metadata.generation,
-                es.labels().clone(),
-                es.annotations().clone(),
-                es.owner_references()
-                    .iter()
-                    .map(|o| o.uid.clone())
-                    .collect(),
-            ),
-        )
-    };
+    let mut seen: HashMap<Box<str>, u64> = HashMap::new();
+    let view = es_view;
     watcher(api, watcher::Config::default())
         .default_backoff()
         .filter_map(move |event| {
             let changed = match event {
                 Ok(watcher::Event::Apply(es)) => {
                     let (key, v) = view(&es);
-                    (seen.insert(key, v.clone()) != Some(v)).then_some(es)
+                    (seen.insert(key, v) != Some(v)).then_some(es)
                 }
                 Ok(watcher::Event::Delete(es)) => {
                     let (key, _) = view(&es);
