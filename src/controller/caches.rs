@@ -1,7 +1,9 @@
 //! Watched caches: what reconciles read of the cluster, kept current by watches, so that a
 //! reconcile that finds nothing to do makes no Kubernetes API request.
 //!
-//! - ExternalSecrets, SecretStores and ClusterSecretStores: reflectors of the whole objects.
+//! - ExternalSecrets: a reflector of packed objects ([`CachedExternalSecret`]: a few fields and
+//!   the object as JSON, expanded by each reconcile).
+//! - SecretStores and ClusterSecretStores: reflectors of the whole objects.
 //! - Namespaces: metadata only (ClusterSecretStore conditions and ClusterExternalSecrets select
 //!   by name and labels).
 //! - The Secrets arnsync manages (label [`MANAGED_LABEL`]): only what a sync decides with before
@@ -25,7 +27,8 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use crate::api::{ClusterSecretStore, ExternalSecret, SecretStore};
+use super::cached_external_secret::CachedExternalSecret;
+use crate::api::{ClusterSecretStore, SecretStore};
 use crate::sync::{HASH_ANNOTATION, MANAGED_LABEL, OWNER_ANNOTATION};
 
 /// kubectl's client-side apply record: a second copy of the object, never needed here.
@@ -34,7 +37,7 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// The caches every reconcile shares, with the writers their watches fill (taken once by
 /// whoever runs each watch).
 pub struct Caches {
-    pub external_secrets: Store<ExternalSecret>,
+    pub external_secrets: Store<CachedExternalSecret>,
     pub secret_stores: Store<SecretStore>,
     /// Empty (and never ready) with `--namespace`: ClusterSecretStores are not watched then.
     pub cluster_stores: Store<ClusterSecretStore>,
@@ -51,7 +54,7 @@ pub struct Caches {
 
 #[derive(Default)]
 struct Writers {
-    external_secrets: Option<Writer<ExternalSecret>>,
+    external_secrets: Option<Writer<CachedExternalSecret>>,
     secret_stores: Option<Writer<SecretStore>>,
     cluster_stores: Option<Writer<ClusterSecretStore>>,
     namespaces: Option<Writer<PartialObjectMeta<Namespace>>>,
@@ -96,7 +99,7 @@ macro_rules! take_writer {
 }
 
 impl Caches {
-    take_writer!(external_secrets, ExternalSecret);
+    take_writer!(external_secrets, CachedExternalSecret);
     take_writer!(secret_stores, SecretStore);
     take_writer!(cluster_stores, ClusterSecretStore);
     take_writer!(namespaces, PartialObjectMeta<Namespace>);

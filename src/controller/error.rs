@@ -73,6 +73,14 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The cache's copy of an ExternalSecret did not read back (not expected: it was written
+    /// from the same type).
+    #[error("{who}: reading the cached object: {source}")]
+    Cache {
+        who: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("writing status of {who}: {source}")]
     Status {
         who: String,

@@ -1,5 +1,6 @@
 //! Kubernetes I/O: the reconcilers, their shared context, and the wiring of watches.
 
+pub mod cached_external_secret;
 pub mod caches;
 pub mod cluster_external_secret;
 mod error;
@@ -85,16 +86,8 @@ pub struct Context {
     pub written: Written,
     /// At most this many periodic refreshes read AWS at once, so that first syncs find room.
     pub refreshes: Arc<tokio::sync::Semaphore>,
-    wake: futures::channel::mpsc::UnboundedSender<
-        kube::runtime::reflector::ObjectRef<crate::api::ExternalSecret>,
-    >,
-    woken: Mutex<
-        Option<
-            futures::channel::mpsc::UnboundedReceiver<
-                kube::runtime::reflector::ObjectRef<crate::api::ExternalSecret>,
-            >,
-        >,
-    >,
+    wake: futures::channel::mpsc::UnboundedSender<cached_external_secret::EsRef>,
+    woken: Mutex<Option<futures::channel::mpsc::UnboundedReceiver<cached_external_secret::EsRef>>>,
 }
 
 /// How many reconciles of one kind run at once.
@@ -203,19 +196,14 @@ impl Context {
     }
 
     /// Asks for a reconcile of an ExternalSecret.
-    pub(crate) fn wake_external_secret(
-        &self,
-        es: kube::runtime::reflector::ObjectRef<crate::api::ExternalSecret>,
-    ) {
+    pub(crate) fn wake_external_secret(&self, es: cached_external_secret::EsRef) {
         let _ = self.wake.unbounded_send(es);
     }
 
     /// The wake-ups of [`Context::wake_external_secret`], for the ExternalSecret controller.
     pub(crate) fn woken_external_secrets(
         &self,
-    ) -> futures::channel::mpsc::UnboundedReceiver<
-        kube::runtime::reflector::ObjectRef<crate::api::ExternalSecret>,
-    > {
+    ) -> futures::channel::mpsc::UnboundedReceiver<cached_external_secret::EsRef> {
         self.woken
             .lock()
             .expect("woken lock")

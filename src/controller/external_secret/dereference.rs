@@ -16,6 +16,7 @@ use super::super::caches::strip;
 use super::super::store::{self, ResolvedStore};
 use super::super::Context;
 use crate::api::{CreationPolicy, ExternalSecret, StoreKind};
+use crate::controller::cached_external_secret::{CachedExternalSecret, EsRef};
 use crate::controller::SyncError;
 use crate::sync::{
     data_hash, named_sources, PlanError, TemplateSources, HASH_ANNOTATION, OWNER_ANNOTATION,
@@ -248,9 +249,9 @@ impl InputsMemo {
 /// watch of the Secrets (arnsync never keeps Secret values in memory between reconciles) fills
 /// the managed Secrets' metadata cache and tells the credentials cache which Secrets changed.
 pub(super) fn wake_on_inputs(
-    controller: Controller<ExternalSecret>,
+    controller: Controller<CachedExternalSecret>,
     ctx: &Arc<Context>,
-) -> Controller<ExternalSecret> {
+) -> Controller<CachedExternalSecret> {
     let caches = ctx.clone();
     let secrets = watcher(
         ctx.api::<PartialObjectMeta<Secret>>(),
@@ -267,9 +268,7 @@ pub(super) fn wake_on_inputs(
     controller.watches_stream(secrets, |meta: PartialObjectMeta<Secret>| {
         let owner = meta.annotations().get(OWNER_ANNOTATION).cloned();
         let ns = meta.namespace();
-        owner.and_then(|name: String| {
-            ns.map(|ns: String| ObjectRef::<ExternalSecret>::new(&name).within(&ns))
-        })
+        owner.and_then(|name: String| ns.map(|ns: String| EsRef::new(&name).within(&ns)))
     })
 }
 
@@ -369,17 +368,17 @@ impl<K: Resource<DynamicType = ()>> StoreWakes<K> {
 
 /// The ExternalSecrets (from the controller's cache) that use a store.
 fn users_of(
-    cache: &Store<ExternalSecret>,
+    cache: &Store<CachedExternalSecret>,
     kind: StoreKind,
     name: &str,
     namespace: Option<String>,
-) -> Vec<ObjectRef<ExternalSecret>> {
+) -> Vec<EsRef> {
     cache
         .state()
         .iter()
         .filter(|es| {
-            es.spec.secret_store_ref.kind == kind
-                && es.spec.secret_store_ref.name == name
+            es.store_ref().kind == kind
+                && es.store_ref().name == name
                 && (namespace.is_none() || es.namespace() == namespace)
         })
         .map(|es| ObjectRef::from_obj(es.as_ref()))

@@ -23,7 +23,7 @@ pub use dereference::{InputsMemo, TargetMemo};
 pub(crate) use status::count_conditions;
 pub use watch::VersionWatch;
 
-use super::caches::strip;
+use super::cached_external_secret::CachedExternalSecret;
 use super::error::{Error, SyncError};
 use super::Context;
 use crate::api::ExternalSecret;
@@ -42,7 +42,23 @@ struct Synced {
     rotated: Vec<crate::api::RotatedSource>,
 }
 
-pub async fn reconcile(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// Reconciles an ExternalSecret of the cache, expanded for the time of the reconcile.
+pub async fn reconcile(
+    cached: Arc<CachedExternalSecret>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let es = cached.expand().map_err(|source| Error::Cache {
+        who: format!(
+            "ExternalSecret {}/{}",
+            cached.namespace().unwrap_or_default(),
+            cached.name_any()
+        ),
+        source,
+    })?;
+    reconcile_object(Arc::new(es), ctx).await
+}
+
+async fn reconcile_object(es: Arc<ExternalSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     if es.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
@@ -195,7 +211,7 @@ fn follows_rotations(spec: &sync::ValidSpec<'_>) -> bool {
     spec.policy == crate::api::RefreshPolicy::Periodic
 }
 
-pub fn error_policy(es: Arc<ExternalSecret>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(es: Arc<CachedExternalSecret>, err: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(object = %es.name_any(), error = %err, "reconcile failed");
     Action::requeue(ctx.backoff.next(&es.uid().unwrap_or_default()))
 }
@@ -210,13 +226,18 @@ fn jitter(d: Duration) -> Duration {
 pub(super) fn controller(
     ctx: &Arc<Context>,
     shutdown: super::Shutdown,
-) -> (Store<ExternalSecret>, impl std::future::Future<Output = ()>) {
+) -> (
+    Store<CachedExternalSecret>,
+    impl std::future::Future<Output = ()>,
+) {
     let cache = ctx.caches.external_secrets.clone();
-    let external_secrets = watcher(ctx.api::<ExternalSecret>(), watcher::Config::default())
-        .default_backoff()
-        .modify(strip)
-        .reflect(ctx.caches.external_secrets())
-        .applied_objects();
+    let external_secrets = watcher(
+        ctx.api::<CachedExternalSecret>(),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(ctx.caches.external_secrets())
+    .applied_objects();
     let controller = Controller::for_stream(external_secrets, cache.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(super::CONCURRENCY));
     let controller = dereference::wake_on_inputs(controller, ctx);
@@ -247,7 +268,7 @@ pub(super) fn controller(
 /// Once the cache is in: keeps the condition gauge current (from the cache, no API calls) and
 /// lets go of what ExternalSecrets that are gone used, and of the sources and version watchers
 /// of identities no ExternalSecret or store uses.
-async fn housekeeping(ctx: &Context, cache: &Store<ExternalSecret>) {
+async fn housekeeping(ctx: &Context, cache: &Store<CachedExternalSecret>) {
     if cache.wait_until_ready().await.is_err() {
         return;
     }

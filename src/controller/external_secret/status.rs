@@ -11,6 +11,7 @@ use super::{Synced, FORCE_SYNC_ANNOTATION};
 use crate::api::{
     set_condition, Condition, ConditionStatus, ExternalSecret, ExternalSecretStatus, LastRotation,
 };
+use crate::controller::cached_external_secret::CachedExternalSecret;
 use crate::controller::{publish_status, Context, Error, SyncError};
 use crate::metrics::Metrics;
 use crate::sync::Action;
@@ -135,15 +136,10 @@ pub(super) fn record(
 }
 
 /// Sets `arnsync_external_secrets{ready}` from the cache.
-pub(crate) fn count_conditions(cache: &Store<ExternalSecret>, metrics: &Metrics) {
+pub(crate) fn count_conditions(cache: &Store<CachedExternalSecret>, metrics: &Metrics) {
     let (mut t, mut f, mut u) = (0i64, 0i64, 0i64);
     for es in cache.state() {
-        let ready = es
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-            .map(|c| c.status.clone());
-        match ready {
+        match es.ready() {
             Some(ConditionStatus::True) => t += 1,
             Some(ConditionStatus::False) => f += 1,
             _ => u += 1,

@@ -5,12 +5,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::fetch::fetch_of;
-use crate::api::{parse_duration, ExternalSecret, RemoteRef, RotatedSource, Service};
+use crate::api::{parse_duration, RemoteRef, RotatedSource, Service};
+use crate::controller::cached_external_secret::{CachedExternalSecret, EsRef};
 use crate::controller::store::ResolvedStore;
 use crate::controller::{Options, SyncError};
 use crate::metrics::Metrics;
@@ -111,17 +112,14 @@ impl VersionWatch {
     }
 
     /// Files every version move in the inbox of its subscribers and wakes them, at once.
-    pub(super) async fn deliver(
-        &self,
-        wake: futures::channel::mpsc::UnboundedSender<ObjectRef<ExternalSecret>>,
-    ) {
+    pub(super) async fn deliver(&self, wake: futures::channel::mpsc::UnboundedSender<EsRef>) {
         let mut moved = self.moved.lock().await;
         while let Some(m) = moved.recv().await {
             for sub in &m.subscribers {
                 let mut inbox = self.inbox.lock().expect("inbox lock");
                 inbox.entry(sub.clone()).or_default().push(m.clone());
                 drop(inbox);
-                let _ = wake.unbounded_send(ObjectRef::new(&sub.name).within(&sub.namespace));
+                let _ = wake.unbounded_send(EsRef::new(&sub.name).within(&sub.namespace));
             }
         }
     }
@@ -138,9 +136,12 @@ impl VersionWatch {
     }
 
     /// Stops watching versions for ExternalSecrets that are no longer in `cache`.
-    pub(super) fn untrack_missing(&self, cache: &Store<ExternalSecret>) {
-        let present: BTreeSet<Subscriber> =
-            cache.state().iter().map(|es| subscriber_of(es)).collect();
+    pub(super) fn untrack_missing(&self, cache: &Store<CachedExternalSecret>) {
+        let present: BTreeSet<Subscriber> = cache
+            .state()
+            .iter()
+            .map(|es| subscriber_of(es.as_ref()))
+            .collect();
         for gone in self.watchers.subscribers().difference(&present) {
             self.watchers.untrack(gone);
         }
@@ -261,7 +262,7 @@ pub(super) fn earliest_move(pending: &[Moved]) -> Option<std::time::SystemTime> 
     pending.iter().filter_map(rotated_at).min()
 }
 
-fn subscriber_of(es: &ExternalSecret) -> Subscriber {
+fn subscriber_of(es: &impl ResourceExt) -> Subscriber {
     Subscriber::new(&es.namespace().unwrap_or_default(), &es.name_any())
 }
 
