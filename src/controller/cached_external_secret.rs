@@ -5,7 +5,8 @@
 //! 10,000 ExternalSecrets the cache was the largest part of the operator's heap. The cache keeps
 //! instead what the controller and its wake-ups look at without reconciling (name, namespace,
 //! uid, resourceVersion, generation, deletion, the store reference, the Ready status) and the
-//! whole object (stripped, see [`strip`]) as one JSON buffer, which a reconcile expands.
+//! whole object (stripped, see [`strip`]) as one buffer of compressed JSON (deflate, about half
+//! the size: field names repeat), which a reconcile expands.
 
 use std::borrow::Cow;
 
@@ -20,20 +21,22 @@ use crate::api::{ConditionStatus, ExternalSecret, StoreRef};
 /// A reference to an ExternalSecret in the controller's cache (what wake-ups send).
 pub type EsRef = ObjectRef<CachedExternalSecret>;
 
-/// An ExternalSecret as the controller's cache keeps it: about 1 KiB.
+/// An ExternalSecret as the controller's cache keeps it: about 1 KiB (the typed object took 2).
 #[derive(Clone, Debug)]
 pub struct CachedExternalSecret {
     metadata: ObjectMeta,
     store_ref: StoreRef,
     ready: Option<ConditionStatus>,
-    /// The stripped object, as JSON.
-    json: Box<[u8]>,
+    /// The stripped object, as deflated JSON.
+    packed: Box<[u8]>,
 }
 
 impl CachedExternalSecret {
     /// The object, for a reconcile.
-    pub fn expand(&self) -> Result<ExternalSecret, serde_json::Error> {
-        serde_json::from_slice(&self.json)
+    pub fn expand(&self) -> Result<ExternalSecret, String> {
+        let json = miniz_oxide::inflate::decompress_to_vec(&self.packed)
+            .map_err(|e| format!("inflating: {e}"))?;
+        serde_json::from_slice(&json).map_err(|e| e.to_string())
     }
 
     /// `spec.secretStoreRef`.
@@ -51,9 +54,9 @@ impl From<ExternalSecret> for CachedExternalSecret {
     fn from(mut es: ExternalSecret) -> Self {
         strip(&mut es);
         // Serializing a derived type to a Vec cannot fail (every map key is a string).
-        let json = serde_json::to_vec(&es)
-            .unwrap_or_default()
-            .into_boxed_slice();
+        let json = serde_json::to_vec(&es).unwrap_or_default();
+        // Level 6: 546 bytes for a 1,127-byte synced ExternalSecret (level 1: 588; 9: no smaller).
+        let packed = miniz_oxide::deflate::compress_to_vec(&json, 6).into_boxed_slice();
         let ready = es
             .status
             .as_ref()
@@ -72,7 +75,7 @@ impl From<ExternalSecret> for CachedExternalSecret {
             },
             store_ref: es.spec.secret_store_ref,
             ready,
-            json,
+            packed,
         }
     }
 }
@@ -152,6 +155,49 @@ mod tests {
         assert_eq!(cached.ready(), Some(&ConditionStatus::False));
         // The cache does not keep a second copy of labels and annotations outside the JSON.
         assert!(cached.meta().labels.is_none() && cached.meta().annotations.is_none());
+    }
+
+    #[test]
+    fn a_synced_external_secret_is_kept_in_less_than_half_its_json() {
+        let es: ExternalSecret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "arnsync.io/v1alpha1", "kind": "ExternalSecret",
+            "metadata": {"name": "es00042", "namespace": "bench-2", "generation": 1,
+                "uid": "0b5b3c1e-8f0e-4a4f-9d55-6f1f5d0e2a42", "resourceVersion": "123456",
+                "creationTimestamp": "2026-12-02T21:00:00Z"},
+            "spec": {
+                "secretStoreRef": {"name": "aws", "kind": "SecretStore"},
+                "refreshInterval": "1h",
+                "target": {"creationPolicy": "Owner", "deletionPolicy": "Retain"},
+                "data": [
+                    {"secretKey": "password",
+                     "remoteRef": {"key": "bench/s0042", "property": "password"}},
+                    {"secretKey": "param",
+                     "remoteRef": {"key": "arn:aws:ssm:us-east-1:123456789012:parameter/bench/p0042"}}
+                ]
+            },
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True", "reason": "SecretSynced",
+                    "message": "Secret es00042 synced", "lastTransitionTime": "2026-12-02T21:00:05Z"}],
+                "observedGeneration": 1, "refreshTime": "2026-12-02T21:00:05Z",
+                "targetName": "es00042",
+                "sources": [
+                    {"service": "SecretsManager", "key": "bench/s0042",
+                     "versionId": "9d0c7a52-3f7b-4d0b-b2a5-1a6c7e3c0f42", "version": "AWSCURRENT"},
+                    {"service": "ParameterStore",
+                     "key": "arn:aws:ssm:us-east-1:123456789012:parameter/bench/p0042",
+                     "version": "1"}
+                ],
+                "dataHash": "3f9a1c0d5e7b2a4c6e8f0a1b3c5d7e9f"
+            }
+        }))
+        .unwrap();
+        let json = serde_json::to_vec(&es).unwrap().len();
+        let cached = CachedExternalSecret::from(es);
+        assert!(
+            cached.packed.len() * 2 < json,
+            "{} bytes packed for {json} of JSON",
+            cached.packed.len()
+        );
     }
 
     #[test]

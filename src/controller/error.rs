@@ -75,12 +75,8 @@ pub enum Error {
     },
     /// The cache's copy of an ExternalSecret did not read back (not expected: it was written
     /// from the same type).
-    #[error("{who}: reading the cached object: {source}")]
-    Cache {
-        who: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("{who}: reading the cached object: {reason}")]
+    Cache { who: String, reason: String },
     #[error("writing status of {who}: {source}")]
     Status {
         who: String,

@@ -47,13 +47,13 @@ pub async fn reconcile(
     cached: Arc<CachedExternalSecret>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let es = cached.expand().map_err(|source| Error::Cache {
+    let es = cached.expand().map_err(|reason| Error::Cache {
         who: format!(
             "ExternalSecret {}/{}",
             cached.namespace().unwrap_or_default(),
             cached.name_any()
         ),
-        source,
+        reason,
     })?;
     reconcile_object(Arc::new(es), ctx).await
 }
