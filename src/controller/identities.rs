@@ -7,11 +7,12 @@ use std::sync::Mutex;
 use crate::source::Identity;
 
 /// Object uid → the fingerprint of the identity it last used (each identity kept once, however
-/// many objects use it), and, per kind, the uids its cache holds.
+/// many objects use it), and, per kind, the uids its cache holds (as hashes: 8 bytes rather than
+/// a string each; two uids with one hash would only keep an unused identity a while longer).
 #[derive(Default)]
 pub struct IdentityUsers {
     users: Mutex<Users>,
-    live: Mutex<HashMap<&'static str, HashSet<String>>>,
+    live: Mutex<HashMap<&'static str, HashSet<u64>>>,
 }
 
 #[derive(Default)]
@@ -41,7 +42,8 @@ impl IdentityUsers {
 
     /// The uids of `kind` that exist now (from that kind's cache).
     pub fn live(&self, kind: &'static str, uids: HashSet<String>) {
-        self.live.lock().expect("live lock").insert(kind, uids);
+        let hashes = uids.iter().map(|u| uid_hash(u)).collect();
+        self.live.lock().expect("live lock").insert(kind, hashes);
     }
 
     /// The identities still in use, once each of `kinds` has reported what exists; objects that
@@ -54,11 +56,18 @@ impl IdentityUsers {
         let mut users = self.users.lock().expect("users lock");
         users
             .by_uid
-            .retain(|uid, _| live.values().any(|uids| uids.contains(uid)));
+            .retain(|uid, _| live.values().any(|uids| uids.contains(&uid_hash(uid))));
         let used: HashSet<[u8; 32]> = users.by_uid.values().copied().collect();
         users.identities.retain(|f, _| used.contains(f));
         Some(users.identities.values().cloned().collect())
     }
+}
+
+fn uid_hash(uid: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]

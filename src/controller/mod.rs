@@ -70,8 +70,6 @@ pub struct Context {
     reporter: Reporter,
     /// Consecutive failures per object, for backoff.
     pub backoff: Backoff,
-    /// The store version of each ExternalSecret's last read.
-    pub inputs: external_secret::InputsMemo,
     /// The version watchers and the rotations they reported.
     pub versions: external_secret::VersionWatch,
     /// Workload restart state and caches.
@@ -80,8 +78,9 @@ pub struct Context {
     pub identities: identities::IdentityUsers,
     /// The watched caches reconciles read instead of the API server.
     pub caches: caches::Caches,
-    /// Per ExternalSecret, the target Secret's version known to hold its hash.
-    pub targets: external_secret::TargetMemo,
+    /// Per ExternalSecret, the target Secret's version known to hold its hash and the store
+    /// version of its last read.
+    pub memo: external_secret::SyncMemo,
     /// The status writes whose watch events have not been seen yet.
     pub written: Written,
     /// At most this many periodic refreshes read AWS at once, so that first syncs find room.
@@ -177,7 +176,7 @@ impl Context {
         let (wake, woken) = futures::channel::mpsc::unbounded();
         Context {
             caches: caches::Caches::default(),
-            targets: external_secret::TargetMemo::default(),
+            memo: external_secret::SyncMemo::default(),
             written: Written::default(),
             refreshes: Arc::new(tokio::sync::Semaphore::new(REFRESH_SLOTS)),
             wake,
@@ -190,7 +189,6 @@ impl Context {
             metrics,
             reporter,
             backoff: Backoff::default(),
-            inputs: external_secret::InputsMemo::default(),
             identities: identities::IdentityUsers::default(),
         }
     }

@@ -64,7 +64,7 @@ async fn target(
     let (ns, name) = (es.namespace().unwrap_or_default(), es.target_name());
     if let Some(meta) = ctx.caches.managed_secrets.get(&ns, &name) {
         let rv = meta.resource_version().unwrap_or_default();
-        let intact = ctx.targets.intact(es, &rv);
+        let intact = ctx.memo.target_intact(es, &rv);
         if intact || es.spec.target.creation_policy == CreationPolicy::Merge {
             return Ok(Target {
                 secret: Some(Secret {
@@ -126,47 +126,6 @@ pub(super) fn holds_its_hash(secret: &Secret) -> bool {
     &data_hash(&data) == annotated
 }
 
-/// Per ExternalSecret uid: the target Secret's name and the resourceVersion at which its data
-/// was known to match its hash annotation (arnsync wrote it, or read and checked it). Lost on
-/// restart: the first sync after it reads each target Secret once.
-#[derive(Default)]
-pub struct TargetMemo(Mutex<HashMap<String, (String, String)>>);
-
-impl TargetMemo {
-    fn intact(&self, es: &ExternalSecret, resource_version: &str) -> bool {
-        self.0
-            .lock()
-            .expect("targets lock")
-            .get(&es.uid().unwrap_or_default())
-            .is_some_and(|(name, rv)| *name == es.target_name() && rv == resource_version)
-    }
-
-    /// Remembers `secret` when its data matches its hash annotation; forgets otherwise.
-    pub(super) fn remember(&self, es: &ExternalSecret, secret: Option<&Secret>) {
-        let uid = es.uid().unwrap_or_default();
-        let mut memo = self.0.lock().expect("targets lock");
-        match secret
-            .filter(|s| holds_its_hash(s))
-            .and_then(|s| s.resource_version())
-        {
-            Some(rv) => {
-                memo.insert(uid, (es.target_name(), rv));
-            }
-            None => {
-                memo.remove(&uid);
-            }
-        }
-    }
-
-    /// Forgets the ExternalSecrets not in `live` (uids).
-    pub(super) fn retain(&self, live: &HashSet<String>) {
-        self.0
-            .lock()
-            .expect("targets lock")
-            .retain(|uid, _| live.contains(uid));
-    }
-}
-
 /// Reads the ConfigMaps and Secrets of the ExternalSecret's namespace that
 /// `target.template.templateFrom` names (their texts are templates, not values).
 pub(super) async fn template_sources(
@@ -214,34 +173,85 @@ pub(super) async fn template_sources(
     Ok(out)
 }
 
-/// Per ExternalSecret uid: the store (uid, generation) of its last read, so that a store change
-/// is applied at once while an operator restart does not re-read everything.
+/// Per ExternalSecret uid, what this process knows of its last sync (lost on restart):
+/// - the target Secret's name and the resourceVersion at which its data was known to match its
+///   hash annotation (arnsync wrote it, or read and checked it); the first sync after a restart
+///   reads each target Secret once;
+/// - the store (uid, generation) of its last read, so that a store change is applied at once
+///   while an operator restart does not re-read everything.
+///
+/// One entry per ExternalSecret; names and store versions as hashes (a collision is as likely as
+/// two random 64-bit numbers being equal).
 #[derive(Default)]
-pub struct InputsMemo(Mutex<HashMap<String, (String, i64)>>);
+pub struct SyncMemo(Mutex<HashMap<String, Remembered>>);
 
-impl InputsMemo {
+#[derive(Default)]
+struct Remembered {
+    /// Hash of the target Secret's name, and its resourceVersion.
+    target: Option<(u64, Box<str>)>,
+    /// Hash of the store's (uid, generation).
+    store: Option<u64>,
+}
+
+fn hash_of(v: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
+}
+
+impl SyncMemo {
+    fn target_intact(&self, es: &ExternalSecret, resource_version: &str) -> bool {
+        self.0
+            .lock()
+            .expect("memo lock")
+            .get(&es.uid().unwrap_or_default())
+            .and_then(|r| r.target.as_ref())
+            .is_some_and(|(name, rv)| {
+                *name == hash_of(&es.target_name()) && &**rv == resource_version
+            })
+    }
+
+    /// Remembers `secret` when its data matches its hash annotation; forgets otherwise.
+    pub(super) fn remember_target(&self, es: &ExternalSecret, secret: Option<&Secret>) {
+        let target = secret
+            .filter(|s| holds_its_hash(s))
+            .and_then(|s| s.resource_version())
+            .map(|rv| (hash_of(&es.target_name()), rv.into_boxed_str()));
+        self.update(es, |r| r.target = target);
+    }
+
+    pub(super) fn remember_inputs(&self, es: &ExternalSecret, store: &ResolvedStore) {
+        let version = hash_of(&store.version);
+        self.update(es, |r| r.store = Some(version));
+    }
+
+    /// False when this process read for `es` with another store version.
+    pub(super) fn same_inputs(&self, es: &ExternalSecret, store: &ResolvedStore) -> bool {
+        self.0
+            .lock()
+            .expect("memo lock")
+            .get(&es.uid().unwrap_or_default())
+            .and_then(|r| r.store)
+            .is_none_or(|v| v == hash_of(&store.version))
+    }
+
     /// Forgets the ExternalSecrets not in `live` (uids).
     pub(super) fn retain(&self, live: &HashSet<String>) {
         self.0
             .lock()
-            .expect("inputs lock")
+            .expect("memo lock")
             .retain(|uid, _| live.contains(uid));
     }
 
-    pub(super) fn remember(&self, es: &ExternalSecret, store: &ResolvedStore) {
-        self.0
-            .lock()
-            .expect("inputs lock")
-            .insert(es.uid().unwrap_or_default(), store.version.clone());
-    }
-
-    /// False when this process read for `es` with another store version.
-    pub(super) fn same(&self, es: &ExternalSecret, store: &ResolvedStore) -> bool {
-        self.0
-            .lock()
-            .expect("inputs lock")
-            .get(&es.uid().unwrap_or_default())
-            .is_none_or(|v| *v == store.version)
+    fn update(&self, es: &ExternalSecret, change: impl FnOnce(&mut Remembered)) {
+        let uid = es.uid().unwrap_or_default();
+        let mut memo = self.0.lock().expect("memo lock");
+        let entry = memo.entry(uid).or_default();
+        change(entry);
+        if entry.target.is_none() && entry.store.is_none() {
+            memo.remove(&es.uid().unwrap_or_default());
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::ResourceExt;
 
 pub(crate) use dereference::StoreWakes;
-pub use dereference::{InputsMemo, TargetMemo};
+pub use dereference::SyncMemo;
 pub(crate) use status::count_conditions;
 pub use watch::VersionWatch;
 
@@ -133,7 +133,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Step, SyncError> {
         existing: inputs.target.secret.as_ref(),
         intact: inputs.target.intact,
         pending_rotations: pending.len(),
-        same_inputs: ctx.inputs.same(es, &inputs.store),
+        same_inputs: ctx.memo.same_inputs(es, &inputs.store),
     };
     let (pinned, forced) = match decide(&facts, Utc::now()) {
         Decision::UpToDate(plan) => {
@@ -141,7 +141,7 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Step, SyncError> {
                 sub.track_from_status(&spec);
             }
             if inputs.target.full {
-                ctx.targets.remember(es, inputs.target.secret.as_ref());
+                ctx.memo.remember_target(es, inputs.target.secret.as_ref());
             }
             return Ok(Step::Synced(Synced {
                 plan,
@@ -176,12 +176,12 @@ async fn sync(es: &ExternalSecret, ctx: &Context) -> Result<Step, SyncError> {
         templates: &templates,
     })?;
     match apply::write(&inputs.secrets, &spec, &plan.action).await? {
-        Some(written) => ctx.targets.remember(es, Some(&written)),
-        None if plan.action == PlanAction::Delete => ctx.targets.remember(es, None),
-        None => ctx.targets.remember(es, inputs.target.secret.as_ref()),
+        Some(written) => ctx.memo.remember_target(es, Some(&written)),
+        None if plan.action == PlanAction::Delete => ctx.memo.remember_target(es, None),
+        None => ctx.memo.remember_target(es, inputs.target.secret.as_ref()),
     }
     ctx.versions.settle(&sub, pending.len());
-    ctx.inputs.remember(es, &inputs.store);
+    ctx.memo.remember_inputs(es, &inputs.store);
     let changed = matches!(
         plan.action,
         PlanAction::Apply { changed: true, .. } | PlanAction::Delete
@@ -283,8 +283,7 @@ async fn housekeeping(ctx: &Context, cache: &Store<CachedExternalSecret>) {
         ctx.versions.untrack_missing(cache);
         let live: std::collections::HashSet<String> =
             cache.state().iter().filter_map(|es| es.uid()).collect();
-        ctx.inputs.retain(&live);
-        ctx.targets.retain(&live);
+        ctx.memo.retain(&live);
         ctx.written.retain("ExternalSecret", &live);
         ctx.caches.forget_unnamed();
         ctx.identities.live("ExternalSecret", live);
