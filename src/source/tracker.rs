@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
@@ -13,25 +13,37 @@ use tokio::sync::mpsc;
 use super::{Fetch, Service};
 use crate::metrics::{Metrics, ServiceLabels};
 
-/// Who uses a tracked value: a namespaced object (an ExternalSecret).
+/// Who uses a tracked value: a namespaced object (an ExternalSecret). Shared: the tracker keeps
+/// a subscriber once per value it uses, and each copy is a pointer to one allocation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Subscriber {
-    pub namespace: String,
-    pub name: String,
+pub struct Subscriber(Arc<Named>);
+
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Named {
+    namespace: Box<str>,
+    name: Box<str>,
 }
 
 impl Subscriber {
     pub fn new(namespace: &str, name: &str) -> Subscriber {
-        Subscriber {
+        Subscriber(Arc::new(Named {
             namespace: namespace.into(),
             name: name.into(),
-        }
+        }))
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.0.namespace
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
     }
 }
 
 impl fmt::Display for Subscriber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        write!(f, "{}/{}", self.0.namespace, self.0.name)
     }
 }
 

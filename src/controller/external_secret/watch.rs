@@ -119,7 +119,7 @@ impl VersionWatch {
                 let mut inbox = self.inbox.lock().expect("inbox lock");
                 inbox.entry(sub.clone()).or_default().push(m.clone());
                 drop(inbox);
-                let _ = wake.unbounded_send(EsRef::new(&sub.name).within(&sub.namespace));
+                let _ = wake.unbounded_send(EsRef::new(sub.name()).within(sub.namespace()));
             }
         }
     }
